@@ -1,0 +1,165 @@
+"""The SAC v2 agent: its state pytree and the pure functions that update it and act with it.
+
+`SAC` wires the networks, the optimisers and the static hyperparameters together; it holds no
+state the update depends on. Everything that changes during training is in `AgentState`, so an
+update is `state, batch -> new_state, metrics` and several seeds are `jax.vmap` over a leading
+axis of the state (see `softac.train`). The PRNG key lives in the state: an update splits it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from softac import distributions, losses
+from softac.config import SACConfig
+from softac.networks import CriticEnsemble, SquashedGaussianActor
+
+
+class Batch(NamedTuple):
+    """A minibatch of transitions; leading axis B. Actions are in the policy's [-1, 1] space."""
+
+    obs: jax.Array  # [B, obs_dim]
+    action: jax.Array  # [B, action_dim]
+    reward: jax.Array  # [B]
+    next_obs: jax.Array  # [B, obs_dim]
+    terminated: jax.Array  # [B], 1.0 where the episode ended in a terminal state (not a time limit)
+
+
+@flax.struct.dataclass
+class AgentState:
+    """Everything an update reads and writes (one seed; the trainer adds a leading seed axis)."""
+
+    actor_params: dict
+    critic_params: dict
+    target_critic_params: dict
+    log_alpha: jax.Array  # scalar; alpha = exp(log_alpha)
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    alpha_opt_state: optax.OptState
+    key: jax.Array
+    num_updates: jax.Array  # scalar int32, gradient steps taken
+
+
+class SAC:
+    """SAC with twin Q targets and a learned temperature (Haarnoja et al. 2018b, Algorithm 1).
+
+    One gradient step (`update`) does, in order: the critic step towards the soft Bellman target,
+    the actor step against the updated critics, the temperature step with the log-probabilities
+    of the actor step, and the Polyak update of the target critics.
+    """
+
+    def __init__(self, cfg: SACConfig, obs_dim: int, action_dim: int):
+        self.cfg = cfg
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim)
+        self.critic = CriticEnsemble(tuple(cfg.hidden_sizes))
+        self.actor_optimizer = optax.adam(cfg.learning_rate)
+        self.critic_optimizer = optax.adam(cfg.learning_rate)
+        self.alpha_optimizer = optax.adam(cfg.learning_rate)
+        self.learn_alpha = cfg.alpha is None
+        self.target_entropy = float(-action_dim if cfg.target_entropy is None else cfg.target_entropy)
+
+    # ----------------------------------------------------------------------------------- state
+    def init(self, key: jax.Array) -> AgentState:
+        """A fresh agent state from one PRNG key."""
+        actor_key, critic_key, key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
+        action = jnp.zeros((1, self.action_dim), jnp.float32)
+        actor_params = self.actor.init(actor_key, obs)["params"]
+        critic_params = self.critic.init(critic_key, obs, action)["params"]
+        initial_alpha = self.cfg.initial_alpha if self.learn_alpha else self.cfg.alpha
+        log_alpha = jnp.asarray(math.log(initial_alpha), jnp.float32)
+        return AgentState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            # A separate copy: the target must not share buffers with the online critics.
+            target_critic_params=jax.tree_util.tree_map(jnp.copy, critic_params),
+            log_alpha=log_alpha,
+            actor_opt_state=self.actor_optimizer.init(actor_params),
+            critic_opt_state=self.critic_optimizer.init(critic_params),
+            alpha_opt_state=self.alpha_optimizer.init(log_alpha),
+            key=key,
+            num_updates=jnp.zeros((), jnp.int32),
+        )
+
+    # ----------------------------------------------------------------------------------- acting
+    def sample_action(self, actor_params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """a ~ pi(.|obs) in [-1, 1] with its log-probability. obs [..., obs_dim]."""
+        mean, log_std = self.actor.apply({"params": actor_params}, obs)
+        return distributions.squashed_gaussian_sample(key, mean, log_std)
+
+    def deterministic_action(self, actor_params, obs: jax.Array) -> jax.Array:
+        """tanh(mean), the action used for evaluation, in [-1, 1]. obs [..., obs_dim]."""
+        mean, _ = self.actor.apply({"params": actor_params}, obs)
+        return distributions.squashed_gaussian_mode(mean)
+
+    def explore(self, state: AgentState, obs: jax.Array) -> tuple[AgentState, jax.Array]:
+        """A stochastic action for the training environment; advances the state's key."""
+        key, action_key = jax.random.split(state.key)
+        action, _ = self.sample_action(state.actor_params, obs, action_key)
+        return state.replace(key=key), action
+
+    # ----------------------------------------------------------------------------------- update
+    def update(self, state: AgentState, batch: Batch) -> tuple[AgentState, dict]:
+        """One gradient step of critics, actor and temperature, then the target critics' Polyak step."""
+        key, next_key, actor_key = jax.random.split(state.key, 3)
+        alpha = jnp.exp(state.log_alpha)
+
+        # Critic: y = r + gamma (1 - terminated) (min_i Qbar_i(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s').
+        next_action, next_log_prob = self.sample_action(state.actor_params, batch.next_obs, next_key)
+        next_target_q = self.critic.apply({"params": state.target_critic_params}, batch.next_obs, next_action)
+        target = losses.soft_q_target(batch.reward, batch.terminated, next_target_q, next_log_prob,
+                                      alpha, self.cfg.gamma)
+
+        def critic_objective(critic_params):
+            q = self.critic.apply({"params": critic_params}, batch.obs, batch.action)
+            return losses.critic_loss(q, target)
+
+        critic_grads, critic_info = jax.grad(critic_objective, has_aux=True)(state.critic_params)
+        critic_updates, critic_opt_state = self.critic_optimizer.update(critic_grads, state.critic_opt_state)
+        critic_params = optax.apply_updates(state.critic_params, critic_updates)
+
+        # Actor: minimise E[alpha log pi(a|s) - min_i Q_i(s, a)] with a reparameterised.
+        def actor_objective(actor_params):
+            action, log_prob = self.sample_action(actor_params, batch.obs, actor_key)
+            q = self.critic.apply({"params": critic_params}, batch.obs, action)
+            loss, info = losses.actor_loss(q, log_prob, alpha)
+            return loss, (info, log_prob)
+
+        actor_grads, (actor_info, log_prob) = jax.grad(actor_objective, has_aux=True)(state.actor_params)
+        actor_updates, actor_opt_state = self.actor_optimizer.update(actor_grads, state.actor_opt_state)
+        actor_params = optax.apply_updates(state.actor_params, actor_updates)
+
+        # Temperature: move log alpha so that the policy's entropy approaches the target.
+        log_alpha, alpha_opt_state, alpha_info = state.log_alpha, state.alpha_opt_state, {}
+        if self.learn_alpha:
+            alpha_grad, alpha_info = jax.grad(losses.temperature_loss, has_aux=True)(
+                state.log_alpha, log_prob, self.target_entropy)
+            alpha_updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, state.alpha_opt_state)
+            log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
+
+        target_critic_params = losses.polyak_update(state.target_critic_params, critic_params, self.cfg.tau)
+        new_state = AgentState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=target_critic_params,
+            log_alpha=log_alpha,
+            actor_opt_state=actor_opt_state,
+            critic_opt_state=critic_opt_state,
+            alpha_opt_state=alpha_opt_state,
+            key=key,
+            num_updates=state.num_updates + 1,
+        )
+        return new_state, {**critic_info, **actor_info, **alpha_info, "alpha": alpha}
+
+    def update_many(self, state: AgentState, batches: Batch) -> tuple[AgentState, dict]:
+        """`G` gradient steps fused in one lax.scan; batches have a leading axis G. Metrics are means over G."""
+        state, infos = jax.lax.scan(self.update, state, batches)
+        return state, jax.tree_util.tree_map(jnp.mean, infos)

@@ -1,0 +1,194 @@
+"""The `softac` command line: train, eval, plot, bench, tabular.
+
+`softac train` has one flag per SACConfig field (the field name with dashes, its help the field's
+documentation); `--preset NAME` starts from a named config and explicit flags override it.
+Every error a user can cause prints one sentence and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from softac.config import PRESETS, SACConfig, preset
+from softac.errors import SoftacError
+
+
+# ------------------------------------------------------------------------------ config flags
+def _parse_optional(parse):
+    def parse_or_none(text: str):
+        return None if text.lower() == "none" else parse(text)
+    return parse_or_none
+
+
+def _parse_int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _flag_kwargs(annotation: Any) -> dict:
+    """argparse keyword arguments for a config field's type annotation."""
+    optional = False
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional, annotation = True, args[0]
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(annotation) is tuple:
+        parse, metavar = _parse_int_tuple, "N,N,..."
+    else:
+        parse, metavar = annotation, annotation.__name__.upper()
+    if optional:
+        parse = _parse_optional(parse)
+        parse.__name__ = metavar.lower()
+    return {"type": parse, "metavar": metavar}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per SACConfig field; defaults are suppressed so only explicit flags are seen."""
+    hints = typing.get_type_hints(SACConfig)
+    defaults = SACConfig()
+    group = parser.add_argument_group("config (SACConfig fields)")
+    for f in dataclasses.fields(SACConfig):
+        help_text = f"{f.metadata.get('help', '')} (default: {getattr(defaults, f.name)!r})"
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
+                           help=help_text, **_flag_kwargs(hints[f.name]))
+
+
+def config_from_args(args: argparse.Namespace) -> SACConfig:
+    """The preset (or the defaults) with the explicitly given flags applied."""
+    base = preset(args.preset) if args.preset else SACConfig()
+    names = {f.name for f in dataclasses.fields(SACConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return base.replace(**given)
+
+
+# ------------------------------------------------------------------------------ commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from softac.train import resume, train
+
+    if args.resume:
+        names = {f.name for f in dataclasses.fields(SACConfig)}
+        others = sorted(k for k in vars(args) if k in names and k not in ("total_steps", "progress"))
+        if others or args.preset:
+            flags = ", ".join("--" + k.replace("_", "-") for k in others + (["preset"] if args.preset else []))
+            raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed "
+                              "(only --total-steps and --progress can).")
+        run_dirs = resume(args.resume, total_steps=getattr(args, "total_steps", None),
+                          progress=getattr(args, "progress", None))
+    else:
+        run_dirs = train(config_from_args(args))
+    _report_runs(run_dirs)
+    return 0
+
+
+def _report_runs(run_dirs: Sequence[Path]) -> None:
+    from softac.logger import read_metrics
+    from softac.plot import plot_runs
+
+    for run_dir in run_dirs:
+        evals = [r for r in read_metrics(run_dir) if r.get("eval_return_mean") is not None]
+        if evals:
+            last = evals[-1]
+            print(f"{run_dir}: env step {int(last['env_step'])}, evaluation return "
+                  f"mean {last['eval_return_mean']:.2f} std {last['eval_return_std']:.2f}")
+    out = Path(run_dirs[0]) / "learning_curve.png"
+    plot_runs(run_dirs, out)
+    print(f"learning curve: {out}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from softac.evaluate import load_agent
+
+    if args.episodes <= 0:
+        raise SoftacError(f"--episodes must be positive, got {args.episodes}.")
+    returns = load_agent(args.run_dir).evaluate(episodes=args.episodes, seed=args.seed)
+    print(f"episodes {len(returns)}")
+    print(f"mean {returns.mean():.4f}")
+    print(f"std {returns.std():.4f}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from softac.plot import plot_runs
+
+    print(plot_runs(args.run_dirs, args.out))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from softac.bench import run_benchmark
+
+    run_benchmark(env_id=args.env, train_steps=args.train_steps, learning_starts=args.learning_starts,
+                  update_repeats=args.update_repeats)
+    return 0
+
+
+def cmd_tabular(args: argparse.Namespace) -> int:
+    from softac import tabular
+
+    P, R = tabular.named_mdp(args.mdp, seed=args.seed)
+    print(tabular.soft_policy_iteration_report(P, R, args.gamma, args.alpha, plot_path=args.plot))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softac", description="Soft Actor-Critic in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train SAC (or continue a run with --resume)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of hyperparameters")
+    p.add_argument("--resume", nargs="+", metavar="RUN_DIR",
+                   help="continue these runs from their last checkpoints (with --total-steps to extend them)")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run's deterministic policy")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED + i")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="plot evaluation return against env steps")
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=Path("curve.png"))
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("bench", help="throughput: env steps/s of training, updates/s, fraction of the FLOP ceiling")
+    p.add_argument("--env", default="HalfCheetah-v5")
+    p.add_argument("--train-steps", type=int, default=3000, help="training steps timed after the warm-up")
+    p.add_argument("--learning-starts", type=int, default=5000)
+    p.add_argument("--update-repeats", type=int, default=500, help="jitted updates timed alone")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("tabular", help="exact soft policy iteration on a finite MDP")
+    p.add_argument("--mdp", default="frozenlake", choices=["frozenlake", "cliffwalking", "taxi", "random"])
+    p.add_argument("--alpha", type=float, default=0.1)
+    p.add_argument("--gamma", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random MDP")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG of the iterations here")
+    p.set_defaults(func=cmd_tabular)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SoftacError as exc:
+        print(f"softac: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("softac: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Gymnasium environments: construction, checks of spaces, action rescaling, and env state for resume.
+
+softac steps every environment itself, one `env.step` at a time, and resets it by hand after
+`terminated or truncated`, so the transition stored for a time-limit cut-off carries the true
+final observation and `terminated = False` (it bootstraps); no vector-env autoreset is involved.
+
+Environment state in checkpoints (`capture_env_state` / `restore_env_state`):
+- MuJoCo environments: the full integration state (mj_getState with mjSTATE_INTEGRATION: time,
+  qpos, qvel, actuator state, warm-start accelerations, ...), the env's np_random state and the
+  TimeLimit step counter, so the episode in progress continues exactly.
+- Environments that pickle with their state (classic control: Pendulum, CartPole, ...): the
+  pickled environment.
+- Others (e.g. Box2D, which pickles only its constructor arguments): not captured; on resume the
+  episode in progress is dropped and the environment is reset with a seed derived from the run's
+  seed and step. Resume is then exact for the agent, buffer and RNGs but not for that episode.
+"""
+
+from __future__ import annotations
+
+import difflib
+import pickle
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+
+from softac.errors import SoftacError
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise SoftacError naming close matches when `env_id` is not a registered Gymnasium id."""
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "."
+    raise SoftacError(f"Unknown environment id {env_id!r}{hint}")
+
+
+def make_env(env_id: str) -> gym.Env:
+    """gym.make(env_id) with its spaces checked; errors a user can cause become SoftacError."""
+    check_env_id(env_id)
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError) as exc:
+        raise SoftacError(f"Cannot create environment {env_id!r}: {exc}") from None
+    check_spaces(env.observation_space, env.action_space, env_id)
+    return env
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space, env_id: str) -> None:
+    """Accept flat Box observations and Box actions with finite bounds; raise SoftacError otherwise."""
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        raise SoftacError(
+            f"{env_id} has observation space {observation_space}; softac needs a flat (1-D) Box observation space.")
+    if isinstance(action_space, gym.spaces.Discrete):
+        raise SoftacError(f"{env_id} has a Discrete action space; discrete-action SAC is not supported yet.")
+    if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
+        raise SoftacError(f"{env_id} has action space {action_space}; softac needs a 1-D Box action space.")
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise SoftacError(f"{env_id} has an action space with infinite bounds; SAC needs finite action bounds.")
+
+
+def space_dims(env: gym.Env) -> tuple[int, int]:
+    """(obs_dim, action_dim) of a checked environment."""
+    return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
+
+
+def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map a policy action in [-1, 1] affinely onto the box [low, high] (clipped against rounding)."""
+    return np.clip(low + 0.5 * (action + 1.0) * (high - low), low, high)
+
+
+def _time_limit(env: gym.Env) -> Optional[gym.wrappers.TimeLimit]:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+def _is_mujoco(env: gym.Env) -> bool:
+    try:
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+    except ImportError:  # MuJoCo not installed
+        return False
+    return isinstance(env.unwrapped, MujocoEnv)
+
+
+def _pickles_with_state(env: gym.Env) -> bool:
+    from gymnasium.utils import EzPickle
+
+    return not isinstance(env.unwrapped, EzPickle)
+
+
+def capture_env_state(env: gym.Env) -> Optional[dict[str, Any]]:
+    """What `restore_env_state` needs to continue the episode in progress exactly, or None (see module doc)."""
+    if _is_mujoco(env):
+        import mujoco
+
+        unwrapped = env.unwrapped
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(unwrapped.model, spec), np.float64)
+        mujoco.mj_getState(unwrapped.model, unwrapped.data, physics, spec)
+        time_limit = _time_limit(env)
+        return {
+            "kind": "mujoco",
+            "physics": physics,
+            "np_random": unwrapped.np_random.bit_generator.state,
+            "elapsed_steps": None if time_limit is None else time_limit._elapsed_steps,
+        }
+    if _pickles_with_state(env):
+        try:
+            return {"kind": "pickle", "env": pickle.dumps(env)}
+        except Exception:  # an env holding unpicklable handles: fall back to re-seeding
+            return None
+    return None
+
+
+def restore_env_state(env_id: str, state: Optional[dict[str, Any]], reset_seed: int) -> tuple[gym.Env, Optional[np.ndarray]]:
+    """An environment continuing from `state`: (env, None), or (env, first_obs) when it had to be reset.
+
+    The second element is the observation of a fresh episode (reset with `reset_seed`) when the
+    state could not be captured; None means the saved episode continues.
+    """
+    if state is not None and state["kind"] == "pickle":
+        return pickle.loads(state["env"]), None
+    env = make_env(env_id)
+    if state is None:
+        obs, _ = env.reset(seed=reset_seed)
+        return env, obs
+    import mujoco
+
+    env.reset(seed=reset_seed)
+    unwrapped = env.unwrapped
+    mujoco.mj_setState(unwrapped.model, unwrapped.data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
+    mujoco.mj_forward(unwrapped.model, unwrapped.data)
+    unwrapped.np_random.bit_generator.state = state["np_random"]
+    time_limit = _time_limit(env)
+    if time_limit is not None and state["elapsed_steps"] is not None:
+        time_limit._elapsed_steps = state["elapsed_steps"]
+    return env, None

@@ -1,0 +1,114 @@
+"""Deterministic evaluation, and loading a trained agent from a run directory.
+
+Evaluation runs all episodes of all seeds in lockstep: one jitted call of the deterministic
+policy tanh(mean) per environment step for every (seed, episode) pair at once. Episode i of an
+evaluation is reset with seed `base_seed + i`, so every evaluation of a run starts from the same
+initial states and evaluation returns along a learning curve are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from softac.agent import SAC, AgentState
+from softac.checkpoint import read_checkpoint_agent
+from softac.config import SACConfig
+from softac.envs import make_env, scale_action, space_dims
+from softac.errors import SoftacError
+
+CONFIG_NAME = "config.json"
+
+
+def run_episodes(
+    act: Callable[[np.ndarray], np.ndarray],
+    envs: Sequence[Sequence[gym.Env]],
+    base_seeds: Sequence[int],
+) -> np.ndarray:
+    """Returns [N, E] of one episode in each envs[n][e], reset with seed base_seeds[n] + e.
+
+    `act` maps observations [N, E, obs_dim] to policy actions [N, E, action_dim] in [-1, 1].
+    """
+    num_seeds, num_episodes = len(envs), len(envs[0])
+    obs = np.stack([np.stack([env.reset(seed=base + e)[0] for e, env in enumerate(row)])
+                    for row, base in zip(envs, base_seeds)]).astype(np.float32)
+    returns = np.zeros((num_seeds, num_episodes))
+    running = np.ones((num_seeds, num_episodes), bool)
+    low, high = envs[0][0].action_space.low, envs[0][0].action_space.high
+    while running.any():
+        actions = act(obs)
+        for n, e in zip(*np.nonzero(running)):
+            next_obs, reward, terminated, truncated, _ = envs[n][e].step(scale_action(actions[n, e], low, high))
+            returns[n, e] += float(reward)
+            obs[n, e] = next_obs
+            if terminated or truncated:
+                running[n, e] = False
+    return returns
+
+
+def make_deterministic_policy(agent: SAC) -> Callable:
+    """jit(vmap over seeds) of tanh(mean): (actor_params [N, ...], obs [N, E, obs_dim]) -> [N, E, action_dim]."""
+    return jax.jit(jax.vmap(agent.deterministic_action))
+
+
+class Agent:
+    """A trained SAC policy loaded from a run directory (see `load_agent`)."""
+
+    def __init__(self, config: SACConfig, sac: SAC, state: AgentState, action_space: gym.spaces.Box):
+        self.config = config
+        self.state = state
+        self.action_space = action_space
+        self._sac = sac
+        self._deterministic = jax.jit(sac.deterministic_action)
+        self._sample = jax.jit(sac.sample_action)
+        self._key = jax.random.PRNGKey(config.seed)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The action for `obs` ([obs_dim] or [B, obs_dim]) in the environment's action bounds."""
+        obs = jnp.asarray(obs, jnp.float32)
+        if deterministic:
+            action = self._deterministic(self.state.actor_params, obs)
+        else:
+            self._key, key = jax.random.split(self._key)
+            action, _ = self._sample(self.state.actor_params, obs, key)
+        return scale_action(np.asarray(action), self.action_space.low, self.action_space.high)
+
+    def evaluate(self, episodes: int = 10, seed: int = 0) -> np.ndarray:
+        """Returns of `episodes` deterministic episodes; episode i is reset with seed `seed + i`."""
+        envs = [[make_env(self.config.env) for _ in range(episodes)]]
+        policy = jax.jit(self._sac.deterministic_action)
+        returns = run_episodes(lambda obs: np.asarray(policy(self.state.actor_params, obs)), envs, [seed])
+        for env in envs[0]:
+            env.close()
+        return returns[0]
+
+
+def read_run_config(run_dir: str | Path) -> SACConfig:
+    """The config saved in a run directory; SoftacError if the directory is not a softac run."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not Path(run_dir).is_dir():
+        raise SoftacError(f"Run directory {run_dir} does not exist.")
+    if not path.is_file():
+        raise SoftacError(f"{run_dir} is not a softac run directory ({CONFIG_NAME} is missing).")
+    try:
+        return SACConfig.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise SoftacError(f"The config in {run_dir} is unreadable ({exc}).") from None
+
+
+def load_agent(run_dir: str | Path) -> Agent:
+    """The agent of a run directory's latest checkpoint, ready to `act(obs, deterministic=True)`."""
+    config = read_run_config(run_dir)
+    env = make_env(config.env)
+    obs_dim, action_dim = space_dims(env)
+    sac = SAC(config, obs_dim, action_dim)
+    state = read_checkpoint_agent(run_dir, sac.init(jax.random.PRNGKey(0)))
+    action_space = env.action_space
+    env.close()
+    return Agent(config, sac, state, action_space)

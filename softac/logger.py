@@ -1,0 +1,83 @@
+"""Per-run metrics: `metrics.csv` (one row per log point) and TensorBoard event files."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+METRICS_NAME = "metrics.csv"
+
+COLUMNS = (
+    "env_step", "wall_time", "episodes", "episode_return", "episode_length",
+    "eval_return_mean", "eval_return_std", "critic_loss", "actor_loss", "alpha_loss",
+    "alpha", "entropy", "q_mean", "steps_per_second",
+)
+
+
+class RunLogger:
+    """Appends rows to a run directory's metrics.csv and mirrors scalars to TensorBoard."""
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True):
+        self.path = Path(run_dir) / METRICS_NAME
+        new = not self.path.exists()
+        self._file = open(self.path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        if new:
+            self._writer.writeheader()
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(run_dir))
+
+    def log(self, row: dict) -> None:
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown metric columns {sorted(unknown)}")
+        self._writer.writerow({k: _format(v) for k, v in row.items()})
+        self._file.flush()
+        if self._tb is not None:
+            step = int(row["env_step"])
+            for key, value in row.items():
+                if key != "env_step" and value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    self._tb.add_scalar(key, float(value), step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Optional[float]]]:
+    """Rows of a run's metrics.csv as dicts of floats (None where a column is empty)."""
+    with open(Path(run_dir) / METRICS_NAME, newline="") as f:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def truncate_metrics(run_dir: str | Path, last_step: int) -> None:
+    """Drop rows past `last_step` (steps a resumed run will redo), rewriting the file atomically."""
+    path = Path(run_dir) / METRICS_NAME
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if r["env_step"] and int(float(r["env_step"])) <= last_step]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_name(f".{METRICS_NAME}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(tmp, path)

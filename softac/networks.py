@@ -1,0 +1,82 @@
+"""Flax modules: MLP, squashed-Gaussian actor, twin critic ensemble.
+
+The networks hold no state beyond their parameters; sampling and log-probabilities live in
+`softac.distributions`, losses in `softac.losses`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# Bounds of the actor's log standard deviation, as in the authors' implementation (softlearning
+# and the original sac code): a hard clip to [-20, 2]. The upper bound keeps the pre-squash
+# Gaussian from spreading far past the saturated region of tanh (std <= e^2 ~ 7.4); the lower
+# bound only guards exp() against underflow and practically never binds.
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+
+
+class MLP(nn.Module):
+    """ReLU hidden layers of widths `hidden_sizes`, then a linear layer of `out_size`."""
+
+    hidden_sizes: Sequence[int]
+    out_size: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden_sizes:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(self.out_size)(x)
+
+
+class SquashedGaussianActor(nn.Module):
+    """pi(.|s): returns the pre-squash Gaussian's (mean, log_std), each [..., action_dim].
+
+    log_std is clipped to [LOG_STD_MIN, LOG_STD_MAX].
+    """
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = MLP(self.hidden_sizes, 2 * self.action_dim)(obs)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+class Critic(nn.Module):
+    """Q(s, a) -> [...] from the concatenation of observation and action."""
+
+    hidden_sizes: Sequence[int]
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        return MLP(self.hidden_sizes, 1)(jnp.concatenate([obs, action], axis=-1))[..., 0]
+
+
+class CriticEnsemble(nn.Module):
+    """`num_critics` independent critics evaluated as one vmapped network: returns [num_critics, ...].
+
+    Parameters carry a leading axis of size num_critics, so Q_1 and Q_2 run as batched matrix
+    multiplies in one pass.
+    """
+
+    hidden_sizes: Sequence[int]
+    num_critics: int = 2
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            Critic,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        return ensemble(self.hidden_sizes)(obs, action)

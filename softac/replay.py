@@ -1,0 +1,74 @@
+"""Preallocated ring-buffer replay memory on the host (numpy), one buffer per seed.
+
+The buffers of all seeds share one set of arrays with a leading seed axis [N, capacity, ...]:
+every seed collects one transition per loop iteration, so they fill in lockstep and share the
+write position. Sampling is uniform with replacement over the filled part, with an index stream
+per seed (its own numpy Generator), so a seed samples the same indices whether it trains alone
+or beside others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from softac.agent import Batch
+
+FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
+
+
+class ReplayBuffer:
+    """Ring buffer of (obs, action, reward, next_obs, terminated) for `num_seeds` seeds."""
+
+    def __init__(self, num_seeds: int, capacity: int, obs_dim: int, action_dim: int):
+        self.num_seeds = num_seeds
+        self.capacity = capacity
+        self.obs = np.zeros((num_seeds, capacity, obs_dim), np.float32)
+        self.action = np.zeros((num_seeds, capacity, action_dim), np.float32)
+        self.reward = np.zeros((num_seeds, capacity), np.float32)
+        self.next_obs = np.zeros((num_seeds, capacity, obs_dim), np.float32)
+        self.terminated = np.zeros((num_seeds, capacity), np.float32)
+        self.position = 0  # next slot to write
+        self.size = 0  # filled slots
+
+    def add(self, obs, action, reward, next_obs, terminated) -> None:
+        """Store one transition per seed; each argument has leading axis num_seeds."""
+        i = self.position
+        self.obs[:, i] = obs
+        self.action[:, i] = action
+        self.reward[:, i] = reward
+        self.next_obs[:, i] = next_obs
+        self.terminated[:, i] = terminated
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, rngs: list[np.random.Generator], batch_size: int, num_batches: int = 1) -> Batch:
+        """`num_batches` minibatches per seed: arrays shaped [N, num_batches, batch_size, ...]."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        index = np.stack([rng.integers(0, self.size, size=num_batches * batch_size) for rng in rngs])
+        seed_index = np.arange(self.num_seeds)[:, None]
+        shape = (self.num_seeds, num_batches, batch_size)
+        return Batch(*(getattr(self, f)[seed_index, index].reshape(shape + getattr(self, f).shape[2:])
+                       for f in FIELDS))
+
+    def state_dict(self, seed_index: int) -> dict[str, Any]:
+        """The filled part of seed `seed_index`'s buffer and the write position (for checkpoints)."""
+        data = {f: getattr(self, f)[seed_index, : self.size].copy() for f in FIELDS}
+        return {"data": data, "position": self.position, "size": self.size, "capacity": self.capacity}
+
+    def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
+        """Restore every seed's buffer from `state_dict` outputs (one per seed, same position)."""
+        if len(states) != self.num_seeds:
+            raise ValueError("one state per seed is needed")
+        positions = {(s["position"], s["size"], s["capacity"]) for s in states}
+        if len(positions) != 1:
+            raise ValueError("the buffers to restore are at different positions")
+        position, size, capacity = positions.pop()
+        if capacity != self.capacity:
+            raise ValueError("buffer capacity differs from the checkpoint's")
+        for k, state in enumerate(states):
+            for f in FIELDS:
+                getattr(self, f)[k, :size] = state["data"][f]
+        self.position, self.size = position, size

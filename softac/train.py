@@ -1,0 +1,359 @@
+"""The training loop: collect, update, evaluate, log, checkpoint — for one or several seeds at once.
+
+Several seeds are one process: the agent state carries a leading seed axis and every jitted
+function is `jax.vmap`ped over it; each seed has its own environment, replay buffer (a slice of
+one shared array), numpy Generator, run directory, logs and checkpoint. One seed is the case N=1.
+
+One loop iteration, for every seed in lockstep:
+1. choose the action: uniform in [-1, 1] for the first `learning_starts` steps; afterwards a
+   sample from the policy. When gradient steps are due (every `train_every` env steps once
+   `learning_starts` transitions are stored), the `gradient_steps` updates and the action for the
+   current observation are one jitted call (updates first, then the action from the new actor);
+2. step the environment with the action rescaled to its bounds, store the transition with
+   `terminated` only (a time-limit cut-off bootstraps from the true final observation), reset
+   the environment by hand when the episode ended;
+3. log, evaluate, checkpoint at their intervals.
+
+Because the updates due after step t are run together with the action of step t+1, a run stopped
+after step k and resumed continues with exactly the calls an uninterrupted run would make.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from softac.agent import SAC, AgentState
+from softac.checkpoint import load_checkpoint, save_checkpoint
+from softac.config import SACConfig
+from softac.envs import capture_env_state, make_env, restore_env_state, scale_action, space_dims
+from softac.errors import SoftacError
+from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
+from softac.logger import RunLogger, truncate_metrics
+from softac.replay import ReplayBuffer
+
+EVAL_SEED_OFFSET = 100_000  # evaluation episode i of training seed s is reset with s + 100_000 + i
+
+
+@dataclass
+class SeedRun:
+    """Host-side state of one seed: its environment, RNG, episode counters and run directory."""
+
+    seed: int
+    run_dir: Path
+    env: object
+    rng: np.random.Generator
+    obs: np.ndarray
+    episode_return: float = 0.0
+    episode_length: int = 0
+    episodes: int = 0
+    finished_returns: list = field(default_factory=list)  # since the last metrics row
+    finished_lengths: list = field(default_factory=list)
+    last_episode_return: Optional[float] = None
+    last_eval: Optional[float] = None
+    last_checkpoint_step: Optional[int] = None
+
+
+def run_dir_name(cfg: SACConfig, seed: int, timestamp: str) -> str:
+    """<env>__<algo>__seed<k>__<timestamp>, or <run_name>__seed<k> when a run name is given."""
+    if cfg.run_name:
+        return f"{cfg.run_name}__seed{seed}" if len(cfg.seed_list) > 1 else cfg.run_name
+    return f"{cfg.env.replace('/', '-')}__{cfg.algo}__seed{seed}__{timestamp}"
+
+
+def _create_run_dirs(cfg: SACConfig) -> list[Path]:
+    """New, empty run directories, one per seed; never reuses an existing directory."""
+    root = Path(cfg.run_root)
+    timestamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    names = [run_dir_name(cfg, seed, timestamp) for seed in cfg.seed_list]
+    if cfg.run_name:
+        taken = [n for n in names if (root / n).exists()]
+        if taken:
+            raise SoftacError(f"Run directory {root / taken[0]} already exists; choose another --run-name.")
+    dirs = []
+    for seed, name in zip(cfg.seed_list, names):
+        path, suffix = root / name, 1
+        while True:
+            try:
+                path.mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                path, suffix = root / f"{name}-{suffix}", suffix + 1
+        (path / CONFIG_NAME).write_text(cfg.replace(seed=seed, seeds=None).to_json())
+        dirs.append(path)
+    return dirs
+
+
+class Trainer:
+    """Wires config, environments, buffer, agent and logs together and runs the loop.
+
+    Use `train(cfg)` or `resume(run_dirs)` rather than this class directly.
+    """
+
+    def __init__(self, cfg: SACConfig, runs: list[SeedRun], state: AgentState, buffer: ReplayBuffer,
+                 agent: SAC, step: int, wall_time_offset: float = 0.0):
+        self.cfg, self.runs, self.state, self.buffer, self.agent = cfg, runs, state, buffer, agent
+        self.step = step
+        self.wall_time_offset = wall_time_offset
+        self.action_space = runs[0].env.action_space
+        self.eval_envs = [[make_env(cfg.env) for _ in range(cfg.eval_episodes)] for _ in runs]
+        self.loggers = [RunLogger(run.run_dir, cfg.tensorboard) for run in runs]
+        self.metrics: Optional[dict] = None
+
+        def train_and_explore(state, batches, obs):
+            state, metrics = agent.update_many(state, batches)
+            state, action = agent.explore(state, obs)
+            return state, action, metrics
+
+        # Several seeds: one vmap over the leading axis of state, batches and observations.
+        self._train_and_explore = jax.jit(jax.vmap(train_and_explore), donate_argnums=0)
+        self._explore = jax.jit(jax.vmap(agent.explore), donate_argnums=0)
+        self._deterministic = make_deterministic_policy(agent)
+
+    # ------------------------------------------------------------------------------- the loop
+    def run(self) -> list[Path]:
+        cfg = self.cfg
+        self._start = time.time()
+        self._rate_mark = (self.step, time.time())
+        with _progress(cfg) as progress:
+            task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
+            while self.step < cfg.total_steps:
+                actions = self._choose_actions()
+                self._step_envs(actions)
+                self.step += 1
+                self._after_step()
+                if self.step % 64 == 0 or self.step == cfg.total_steps:
+                    progress.update(task, completed=self.step, ret=_fmt(self._mean("last_episode_return")),
+                                    ev=_fmt(self._mean("last_eval")))
+        for logger in self.loggers:
+            logger.close()
+        for row in self.eval_envs:
+            for env in row:
+                env.close()
+        return [run.run_dir for run in self.runs]
+
+    def _update_due(self) -> bool:
+        step = self.step
+        return step > 0 and step >= self.cfg.learning_starts and step % self.cfg.train_every == 0
+
+    def _choose_actions(self) -> np.ndarray:
+        cfg = self.cfg
+        obs = np.stack([run.obs for run in self.runs])
+        if self.step < cfg.learning_starts:
+            action_dim = self.action_space.shape[0]
+            return np.stack([run.rng.uniform(-1.0, 1.0, action_dim) for run in self.runs]).astype(np.float32)
+        if self._update_due():
+            batches = self.buffer.sample([run.rng for run in self.runs], cfg.batch_size, cfg.gradient_steps)
+            self.state, actions, self.metrics = self._train_and_explore(self.state, batches, obs)
+        else:
+            self.state, actions = self._explore(self.state, obs)
+        return np.asarray(actions)
+
+    def _step_envs(self, actions: np.ndarray) -> None:
+        low, high = self.action_space.low, self.action_space.high
+        num_seeds = len(self.runs)
+        obs = np.empty((num_seeds,) + self.runs[0].obs.shape, np.float32)
+        next_obs = np.empty_like(obs)
+        rewards = np.empty(num_seeds, np.float32)
+        terminateds = np.empty(num_seeds, np.float32)
+        for k, run in enumerate(self.runs):
+            obs[k] = run.obs
+            next_obs_k, reward, terminated, truncated, _ = run.env.step(scale_action(actions[k], low, high))
+            if not (np.all(np.isfinite(next_obs_k)) and np.isfinite(reward)):
+                kept = (f"the last good checkpoint (step {run.last_checkpoint_step}) is kept"
+                        if run.last_checkpoint_step is not None else "no checkpoint had been written yet")
+                raise SoftacError(f"The environment of seed {run.seed} returned a non-finite observation or reward "
+                                  f"at env step {self.step + 1}; training stopped and {kept} in {run.run_dir}.")
+            next_obs[k], rewards[k], terminateds[k] = next_obs_k, reward, float(terminated)
+            run.episode_return += float(reward)
+            run.episode_length += 1
+            if terminated or truncated:
+                run.finished_returns.append(run.episode_return)
+                run.finished_lengths.append(run.episode_length)
+                run.last_episode_return = run.episode_return
+                run.episodes += 1
+                run.episode_return, run.episode_length = 0.0, 0
+                next_obs_k, _ = run.env.reset()
+            run.obs = np.asarray(next_obs_k, np.float32)
+        self.buffer.add(obs, actions, rewards, next_obs, terminateds)
+
+    def _after_step(self) -> None:
+        cfg, step = self.cfg, self.step
+        final = step == cfg.total_steps
+        evaluated = None
+        if final or (cfg.eval_every and step % cfg.eval_every == 0):
+            evaluated = self.evaluate()
+        if final or evaluated is not None or step % cfg.log_every == 0:
+            self._log(evaluated)
+        if final or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+            self.save()
+
+    # ------------------------------------------------------------------------------- pieces
+    def evaluate(self) -> np.ndarray:
+        """Deterministic returns [N, eval_episodes] of every seed's current policy."""
+        actor_params = self.state.actor_params
+        returns = run_episodes(lambda obs: np.asarray(self._deterministic(actor_params, obs)), self.eval_envs,
+                               [run.seed + EVAL_SEED_OFFSET for run in self.runs])
+        for run, r in zip(self.runs, returns):
+            run.last_eval = float(r.mean())
+        return returns
+
+    def _log(self, eval_returns: Optional[np.ndarray]) -> None:
+        now = time.time()
+        mark_step, mark_time = self._rate_mark
+        rate = (self.step - mark_step) / max(now - mark_time, 1e-9)
+        self._rate_mark = (self.step, now)
+        metrics = jax.device_get(self.metrics) if self.metrics is not None else None
+        for k, (run, logger) in enumerate(zip(self.runs, self.loggers)):
+            row = {
+                "env_step": self.step,
+                "wall_time": self.wall_time_offset + now - self._start,
+                "episodes": run.episodes,
+                "episode_return": float(np.mean(run.finished_returns)) if run.finished_returns else None,
+                "episode_length": float(np.mean(run.finished_lengths)) if run.finished_lengths else None,
+                "steps_per_second": rate,
+            }
+            if eval_returns is not None:
+                row["eval_return_mean"] = float(eval_returns[k].mean())
+                row["eval_return_std"] = float(eval_returns[k].std())
+            if metrics is not None:
+                for name in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean"):
+                    if name in metrics:
+                        row[name] = float(metrics[name][k])
+            logger.log(row)
+            run.finished_returns.clear()
+            run.finished_lengths.clear()
+
+    def save(self) -> None:
+        """Write every seed's checkpoint (atomically, one file per run directory)."""
+        host_state = jax.device_get(self.state)
+        wall_time = self.wall_time_offset + time.time() - self._start
+        for k, run in enumerate(self.runs):
+            loop_state = {
+                "step": self.step,
+                "obs": run.obs,
+                "episode_return": run.episode_return,
+                "episode_length": run.episode_length,
+                "episodes": run.episodes,
+                "last_episode_return": run.last_episode_return,
+                "rng": run.rng.bit_generator.state,
+                "env": capture_env_state(run.env),
+                "wall_time": wall_time,
+            }
+            seed_state = jax.tree_util.tree_map(lambda x: x[k], host_state)
+            save_checkpoint(run.run_dir, seed_state, self.buffer.state_dict(k), loop_state)
+            run.last_checkpoint_step = self.step
+
+    def _mean(self, attribute: str) -> Optional[float]:
+        values = [getattr(run, attribute) for run in self.runs if getattr(run, attribute) is not None]
+        return float(np.mean(values)) if values else None
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _progress(cfg: SACConfig):
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class _SpeedColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed or 0.0:6.1f} steps/s")
+
+    """A rich progress bar: steps, steps/s, recent episode return, last evaluation, time left."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{cfg.env}[/bold] {cfg.algo} seeds {','.join(map(str, cfg.seed_list))}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _SpeedColumn(),
+        TextColumn("return {task.fields[ret]}"),
+        TextColumn("eval {task.fields[ev]}"),
+        TimeRemainingColumn(),
+        disable=not cfg.progress,
+        transient=False,
+    )
+
+
+# ----------------------------------------------------------------------------------- entry points
+def _build_agent(cfg: SACConfig, env) -> SAC:
+    obs_dim, action_dim = space_dims(env)
+    return SAC(cfg, obs_dim, action_dim)
+
+
+def train(cfg: SACConfig) -> list[Path]:
+    """Train `cfg` from scratch; returns the run directories (one per seed)."""
+    envs = [make_env(cfg.env) for _ in cfg.seed_list]  # fails on a bad env before any directory exists
+    agent = _build_agent(cfg, envs[0])
+    run_dirs = _create_run_dirs(cfg)
+    state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(s) for s in cfg.seed_list]))
+    runs = []
+    for seed, env, run_dir in zip(cfg.seed_list, envs, run_dirs):
+        obs, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)
+        runs.append(SeedRun(seed=seed, run_dir=run_dir, env=env, rng=np.random.default_rng(seed),
+                            obs=np.asarray(obs, np.float32)))
+    buffer = ReplayBuffer(len(runs), cfg.buffer_size, agent.obs_dim, agent.action_dim)
+    return Trainer(cfg, runs, state, buffer, agent, step=0).run()
+
+
+def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, progress: Optional[bool] = None) -> list[Path]:
+    """Continue runs from their checkpoints (to `total_steps` if given); several runs must share a config and step."""
+    run_dirs = [Path(d) for d in run_dirs]
+    configs = [read_run_config(d) for d in run_dirs]
+    base = configs[0]
+    for d, c in zip(run_dirs[1:], configs[1:]):
+        if c.replace(seed=base.seed, run_name=base.run_name) != base:
+            raise SoftacError(f"{d} was trained with a different config than {run_dirs[0]}; resume them separately.")
+    seeds = tuple(c.seed for c in configs)
+    if len(set(seeds)) != len(seeds):
+        raise SoftacError("The runs to resume must have different seeds.")
+    changes = {"seeds": seeds if len(seeds) > 1 else None, "seed": seeds[0]}
+    if total_steps is not None:
+        changes["total_steps"] = total_steps
+    if progress is not None:
+        changes["progress"] = progress
+    cfg = base.replace(**changes)
+
+    probe_env = make_env(cfg.env)
+    agent = _build_agent(cfg, probe_env)
+    probe_env.close()
+    template = agent.init(jax.random.PRNGKey(0))
+    loaded = [load_checkpoint(d, template) for d in run_dirs]  # every checkpoint read before anything changes
+    steps = {loop["step"] for _, _, loop in loaded}
+    if len(steps) != 1:
+        raise SoftacError("The runs to resume stopped at different steps; resume them separately.")
+    step = steps.pop()
+    if step >= cfg.total_steps:
+        raise SoftacError(f"{run_dirs[0]} is already at {step} env steps; pass a larger --total-steps to continue it.")
+
+    runs = []
+    for seed, run_dir, (_, _, loop) in zip(seeds, run_dirs, loaded):
+        env, fresh_obs = restore_env_state(cfg.env, loop["env"], reset_seed=seed * 1_000_003 + step)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = loop["rng"]
+        run = SeedRun(seed=seed, run_dir=run_dir, env=env, rng=rng, obs=np.asarray(loop["obs"], np.float32),
+                      episode_return=loop["episode_return"], episode_length=loop["episode_length"],
+                      episodes=loop["episodes"], last_episode_return=loop["last_episode_return"],
+                      last_checkpoint_step=step)
+        if fresh_obs is not None:  # the episode in progress could not be restored: start a new one
+            run.obs, run.episode_return, run.episode_length = np.asarray(fresh_obs, np.float32), 0.0, 0
+        runs.append(run)
+        truncate_metrics(run_dir, step)
+        (run_dir / CONFIG_NAME).write_text(cfg.replace(seed=seed, seeds=None).to_json())
+
+    state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[agent_state for agent_state, _, _ in loaded])
+    buffer = ReplayBuffer(len(runs), cfg.buffer_size, agent.obs_dim, agent.action_dim)
+    buffer.load_state_dicts([buffer_state for _, buffer_state, _ in loaded])
+    wall_time = max(loop["wall_time"] for _, _, loop in loaded)
+    return Trainer(cfg, runs, state, buffer, agent, step=step, wall_time_offset=wall_time).run()
+
