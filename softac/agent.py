@@ -3,7 +3,8 @@
 `SAC` wires the networks, the optimisers and the static hyperparameters together; it holds no
 state the update depends on. Everything that changes during training is in `AgentState`, so an
 update is `state, batch -> new_state, metrics` and several seeds are `jax.vmap` over a leading
-axis of the state (see `softac.train`). The PRNG key lives in the state: an update splits it.
+axis of the state (see `softac.train`). The update's PRNG key lives in the state: an update splits
+it (so it takes no separate key argument); acting uses a key stream of its own.
 """
 
 from __future__ import annotations
@@ -100,11 +101,15 @@ class SAC:
         mean, _ = self.actor.apply({"params": actor_params}, obs)
         return distributions.squashed_gaussian_mode(mean)
 
-    def explore(self, state: AgentState, obs: jax.Array) -> tuple[AgentState, jax.Array]:
-        """A stochastic action for the training environment; advances the state's key."""
-        key, action_key = jax.random.split(state.key)
-        action, _ = self.sample_action(state.actor_params, obs, action_key)
-        return state.replace(key=key), action
+    def explore(self, actor_params, key: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a ~ pi(.|obs), next key): a stochastic action for the training environment.
+
+        The acting key is a stream of its own (kept by the trainer), separate from the update's key,
+        so acting and updating can be dispatched independently.
+        """
+        key, action_key = jax.random.split(key)
+        action, _ = self.sample_action(actor_params, obs, action_key)
+        return action, key
 
     # ----------------------------------------------------------------------------------- update
     def update(self, state: AgentState, batch: Batch) -> tuple[AgentState, dict]:

@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 _SUM_TOL = 1e-6
+_MISSING: Any = object()  # "argument not passed to _validate" (None is invalid input, not absent)
 
 # gymnasium ids that are missing or deprecated in some gymnasium versions, mapped
 # to ids with the same default dynamics (CliffWalking-v1 only added an optional
@@ -91,6 +92,8 @@ _NAMED_IDS = {
 
 
 def _as_float_array(x: Any, name: str) -> np.ndarray:
+    if x is None:
+        raise SoftacError(f"{name} is required but got None.")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -101,6 +104,8 @@ def _as_float_array(x: Any, name: str) -> np.ndarray:
 
 
 def _as_scalar(x: Any, name: str) -> float:
+    if x is None:
+        raise SoftacError(f"{name} is required but got None.")
     if isinstance(x, (bool, np.bool_)):
         raise SoftacError(f"{name} must be a real number, got a boolean.")
     try:
@@ -124,19 +129,19 @@ def _check_distribution(arr: np.ndarray, name: str) -> None:
 
 def _validate(
     *,
-    P: Any = None,
-    R: Any = None,
-    policy: Any = None,
-    Q: Any = None,
-    gamma: Any = None,
-    alpha: Any = None,
-    tol: Any = None,
-    max_iters: Any = None,
+    P: Any = _MISSING,
+    R: Any = _MISSING,
+    policy: Any = _MISSING,
+    Q: Any = _MISSING,
+    gamma: Any = _MISSING,
+    alpha: Any = _MISSING,
+    tol: Any = _MISSING,
+    max_iters: Any = _MISSING,
 ) -> dict[str, Any]:
     """Check and convert every argument that is given; return them as float64 / float / int."""
     out: dict[str, Any] = {}
     shape: tuple[int, int] | None = None
-    if P is not None:
+    if P is not _MISSING:
         P = _as_float_array(P, "P")
         if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] == 0 or P.shape[1] == 0:
             raise SoftacError(
@@ -146,7 +151,7 @@ def _validate(
         shape = (P.shape[0], P.shape[1])
         out["P"] = P
     for name, value in (("R", R), ("Q", Q), ("policy", policy)):
-        if value is None:
+        if value is _MISSING:
             continue
         arr = _as_float_array(value, name)
         if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -158,22 +163,22 @@ def _validate(
         if name == "policy":
             _check_distribution(arr, "policy")
         out[name] = arr
-    if gamma is not None:
+    if gamma is not _MISSING:
         g = _as_scalar(gamma, "gamma")
         if not 0.0 <= g < 1.0:
             raise SoftacError(f"gamma must be in [0, 1), got {g}.")
         out["gamma"] = g
-    if alpha is not None:
+    if alpha is not _MISSING:
         a = _as_scalar(alpha, "alpha")
         if a <= 0.0:
             raise SoftacError(f"alpha (the temperature) must be > 0, got {a}.")
         out["alpha"] = a
-    if tol is not None:
+    if tol is not _MISSING:
         t = _as_scalar(tol, "tol")
         if t <= 0.0:
             raise SoftacError(f"tol must be > 0, got {t}.")
         out["tol"] = t
-    if max_iters is not None:
+    if max_iters is not _MISSING:
         if isinstance(max_iters, (bool, np.bool_)) or not isinstance(max_iters, (int, np.integer)):
             raise SoftacError(f"max_iters must be a positive integer, got {max_iters!r}.")
         if max_iters < 1:

@@ -363,6 +363,8 @@ def test_malformed_input_raises_softac_error(fname, change):
         lambda: entropy(np.array([[0.5, 0.6]])),
         lambda: optimal_value_iteration(*random_mdp(3, 2, 0), 1.0),
         lambda: random_mdp(0, 2, 0),
+        lambda: soft_value_iteration(None, np.zeros((2, 2)), 0.5, 1.0),
+        lambda: soft_policy_evaluation(*random_mdp(3, 2, 0), np.full((3, 2), 0.5), 0.5, 1.0, tol=0.0),
         lambda: named_mdp("no-such-mdp"),
     ],
 )

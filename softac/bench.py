@@ -1,0 +1,124 @@
+"""Throughput benchmark (DESIGN.md section 4): how close training runs to what the machine can do.
+
+Prints
+(a) env steps per second of training after the random warm-up (the `steps_per_second` column of
+    metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters;
+(b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update)))
+    on a fixed batch, one gradient step per call, as in training);
+(c) XLA's FLOP count of one update, the FP32 matrix-multiply rate of this machine measured on the
+    same matrix shapes as the update's dense layers (forward, input-gradient and weight-gradient
+    products), the ceiling they imply (rate / FLOPs) and the fraction of it reached by (a) and (b).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from softac.agent import SAC, Batch
+from softac.config import SACConfig
+from softac.envs import make_env, space_dims
+from softac.logger import read_metrics
+
+
+def update_flops(agent: SAC, state, batches: Batch, fn) -> float:
+    """XLA's cost-analysis FLOP count of one call of the jitted `fn(state, batches)`."""
+    analysis = fn.lower(state, batches).compile().cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0]
+    return float(analysis["flops"])
+
+
+def dense_shapes(agent: SAC) -> list[tuple[int, int, int]]:
+    """(M, K, N) of every matrix product of one update's dense layers, with multiplicity.
+
+    Per critic-layer pass over a batch B: forward B x in @ in x out. The update runs the critic
+    ensemble (2 critics) forward+backward (input and weight gradients) once for the critic loss,
+    forward only for the target, and forward+input-gradient for the actor loss; the actor forward
+    twice (next action, actor loss) and backward once.
+    """
+    cfg, B = agent.cfg, agent.cfg.batch_size
+    critic_layers = list(zip((agent.obs_dim + agent.action_dim,) + cfg.hidden_sizes, cfg.hidden_sizes + (1,)))
+    actor_layers = list(zip((agent.obs_dim,) + cfg.hidden_sizes, cfg.hidden_sizes + (2 * agent.action_dim,)))
+    shapes = []
+    for k, n in critic_layers:
+        fwd, in_grad, w_grad = (B, k, n), (B, n, k), (k, B, n)
+        shapes += [fwd] * 2 * 3 + [in_grad] * 2 * 2 + [w_grad] * 2  # x2 critics: 3 fwd, 2 input grads, 1 weight grad
+    for k, n in actor_layers:
+        shapes += [(B, k, n)] * 2 + [(B, n, k), (k, B, n)]
+    return shapes
+
+
+def matmul_rate(shapes: list[tuple[int, int, int]], repeats: int = 200) -> float:
+    """FP32 FLOP/s of this machine running exactly these matrix products (one jitted call each round)."""
+    rng = np.random.default_rng(0)
+    operands = [(jnp.asarray(rng.standard_normal((m, k)), jnp.float32),
+                 jnp.asarray(rng.standard_normal((k, n)), jnp.float32)) for m, k, n in shapes]
+    products = jax.jit(lambda ops: [a @ b for a, b in ops])
+    jax.block_until_ready(products(operands))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = products(operands)
+    jax.block_until_ready(out)
+    elapsed = time.perf_counter() - start
+    return repeats * sum(2.0 * m * k * n for m, k, n in shapes) / elapsed
+
+
+def updates_per_second(agent: SAC, repeats: int) -> tuple[float, float]:
+    """(updates/s of the trainer's jitted update alone, FLOPs per update)."""
+    update = jax.jit(jax.vmap(agent.update_many), donate_argnums=0)
+    state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(0)]))
+    rng = np.random.default_rng(0)
+    B = agent.cfg.batch_size
+    batch = Batch(*(jnp.asarray(rng.standard_normal((1, 1, B) + tail), jnp.float32)
+                    for tail in [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]))
+    flops = update_flops(agent, state, batch, update)
+    state, _ = update(state, batch)
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        state, _ = update(state, batch)
+    jax.block_until_ready(state)
+    return repeats / (time.perf_counter() - start), flops
+
+
+def training_steps_per_second(env_id: str, learning_starts: int, train_steps: int, log_every: int = 500) -> float:
+    """Env steps/s of a real training run after warm-up, skipping the first logged interval (compilation)."""
+    with tempfile.TemporaryDirectory() as root:
+        cfg = SACConfig(env=env_id, learning_starts=learning_starts, total_steps=learning_starts + train_steps,
+                        eval_every=0, eval_episodes=1, log_every=log_every, checkpoint_every=0, run_root=root,
+                        progress=False, tensorboard=False)
+        from softac.train import train
+
+        run_dir = train(cfg)[0]
+        rows = [r for r in read_metrics(run_dir) if r["env_step"] > learning_starts + log_every]
+    steps = sum(log_every for _ in rows)
+    seconds = sum(log_every / r["steps_per_second"] for r in rows)
+    return steps / seconds
+
+
+def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learning_starts: int = 5000,
+                  update_repeats: int = 500) -> dict:
+    """Measure and print (a), (b), (c) of the module docstring; returns the figures."""
+    env = make_env(env_id)
+    obs_dim, action_dim = space_dims(env)
+    env.close()
+    agent = SAC(SACConfig(env=env_id), obs_dim, action_dim)
+    print(f"softac throughput on {env_id} (obs {obs_dim}, action {action_dim}), published hyperparameters, "
+          f"{jax.devices()[0].platform} backend, {jax.local_device_count()} device(s)")
+
+    steps_per_s = training_steps_per_second(env_id, learning_starts, train_steps)
+    print(f"(a) training: {steps_per_s:8.1f} env steps/s (1 update per step, after {learning_starts} warm-up steps)")
+    ups, flops = updates_per_second(agent, update_repeats)
+    print(f"(b) jitted update alone: {ups:8.1f} updates/s")
+    rate = matmul_rate(dense_shapes(agent))
+    ceiling = rate / flops
+    print(f"(c) XLA FLOPs per update: {flops / 1e6:.1f} MFLOP; FP32 matmul rate on the update's shapes: "
+          f"{rate / 1e9:.1f} GFLOP/s; ceiling {ceiling:.1f} updates/s")
+    print(f"    fraction of ceiling: training {steps_per_s / ceiling:.1%}, update alone {ups / ceiling:.1%}")
+    return {"env_steps_per_second": steps_per_s, "updates_per_second": ups, "flops_per_update": flops,
+            "matmul_flops_per_second": rate, "ceiling_updates_per_second": ceiling}

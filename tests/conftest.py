@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny config, and small custom environments that exercise bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from softac import SACConfig
+
+
+def tiny_config(tmp_path, **changes) -> SACConfig:
+    """A few hundred Pendulum steps with small networks: seconds, not minutes."""
+    base = dict(env="Pendulum-v1", total_steps=400, learning_starts=100, hidden_sizes=(32, 32), batch_size=32,
+                buffer_size=10_000, eval_every=200, eval_episodes=2, log_every=100, checkpoint_every=0,
+                run_root=str(tmp_path / "runs"), progress=False, tensorboard=False)
+    base.update(changes)
+    return SACConfig(**base)
+
+
+class NaNAfterEnv(gym.Env):
+    """A 2-D point whose observation turns NaN at step `nan_at` (counted over the env's lifetime)."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, nan_at: int = 150):
+        self.nan_at, self.t = nan_at, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full(2, np.nan if self.t >= self.nan_at else 0.1 * self.t, np.float32)
+        return obs, -float(np.sum(np.square(action))), False, self.t % 50 == 0, {}
+
+
+class ImageObsEnv(NaNAfterEnv):
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+
+
+class UnboundedActionEnv(NaNAfterEnv):
+    action_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+
+
+def _register(env_id: str, entry_point: str) -> None:
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=entry_point, disable_env_checker=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_envs():
+    _register("softac-test/NaNAfter-v0", "tests.conftest:NaNAfterEnv")
+    _register("softac-test/ImageObs-v0", "tests.conftest:ImageObsEnv")
+    _register("softac-test/UnboundedAction-v0", "tests.conftest:UnboundedActionEnv")

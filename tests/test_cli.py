@@ -1,0 +1,119 @@
+"""The command line: smoke runs of every command, and each bad input -> one sentence, exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from softac.cli import build_parser, config_from_args, main
+
+TINY = ["--total-steps", "300", "--learning-starts", "100", "--hidden-sizes", "32,32", "--batch-size", "32",
+        "--eval-every", "150", "--eval-episodes", "2", "--no-progress", "--no-tensorboard"]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "softac.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def assert_clean_error(result_code: int, stderr: str, fragment: str) -> None:
+    assert result_code == 2
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.strip().splitlines() if line.startswith("softac: error:")]
+    assert len(lines) == 1 and fragment in lines[0], stderr
+
+
+def test_train_eval_plot_resume_end_to_end(tmp_path):
+    result = run_cli("train", "--env", "Pendulum-v1", *TINY, "--run-root", "runs", "--run-name", "smoke", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "smoke"
+    assert {"config.json", "metrics.csv", "checkpoint.pkl", "learning_curve.png"} <= {p.name for p in run_dir.iterdir()}
+    assert "evaluation return mean" in result.stdout
+
+    result = run_cli("eval", str(run_dir), "--episodes", "3", "--seed", "5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    figures = dict(line.split() for line in result.stdout.strip().splitlines())
+    assert figures["episodes"] == "3" and float(figures["mean"]) < 0 and float(figures["std"]) >= 0
+
+    result = run_cli("train", "--resume", str(run_dir), "--total-steps", "400", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("plot", str(run_dir), "--out", "curve.png", cwd=tmp_path)
+    assert result.returncode == 0 and (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_every_config_field_is_a_flag_and_presets_are_overridden():
+    args = build_parser().parse_args(["train", "--preset", "pendulum", "--learning-rate", "0.002", "--seeds", "0,1,2",
+                                      "--alpha", "0.2", "--target-entropy", "-3", "--gradient-steps", "2",
+                                      "--train-every", "2", "--buffer-size", "5000", "--tau", "0.01",
+                                      "--gamma", "0.98", "--batch-size", "64"])
+    cfg = config_from_args(args)
+    assert cfg.env == "Pendulum-v1" and cfg.learning_starts == 1000  # from the preset
+    assert cfg.learning_rate == 0.002 and cfg.seeds == (0, 1, 2) and cfg.alpha == 0.2
+    assert (cfg.target_entropy, cfg.gradient_steps, cfg.train_every, cfg.buffer_size) == (-3.0, 2, 2, 5000)
+    assert (cfg.tau, cfg.gamma, cfg.batch_size) == (0.01, 0.98, 64)
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    import dataclasses
+
+    from softac.config import SACConfig
+    for f in dataclasses.fields(SACConfig):
+        assert f"--{f.name.replace('_', '-')}" in help_text
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--env", "Pendulm-v1"], "did you mean Pendulum-v1"),
+    (["train", "--env", "softac-test/ImageObs-v0"], "flat (1-D) Box observation space"),
+    (["train", "--env", "CartPole-v1"], "not supported yet"),
+    (["train", "--env", "softac-test/UnboundedAction-v0"], "finite action bounds"),
+    (["train", "--learning-rate", "0"], "learning_rate must be positive"),
+    (["train", "--learning-rate=-1e-3"], "learning_rate must be positive"),
+    (["train", "--batch-size", "0"], "batch_size must be a positive integer"),
+    (["train", "--batch-size", "512", "--buffer-size", "256"], "cannot be larger than buffer_size"),
+    (["train", "--tau", "0"], "tau must be in (0, 1]"),
+    (["train", "--tau", "1.5"], "tau must be in (0, 1]"),
+    (["train", "--gamma", "1"], "gamma must be in [0, 1)"),
+    (["train", "--gamma", "-0.1"], "gamma must be in [0, 1)"),
+    (["eval", "no/such/run"], "does not exist"),
+])
+def test_bad_input_is_one_sentence_and_status_2(argv, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(argv + (["--no-progress"] if argv[0] == "train" else []))
+    assert_clean_error(code, capsys.readouterr().err, fragment)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_resume_of_a_directory_without_checkpoint_fails_cleanly(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(main(["train", "--resume", str(tmp_path / "empty")]), capsys.readouterr().err,
+                       "not a softac run directory")
+    run = tmp_path / "broken"
+    run.mkdir()
+    (run / "config.json").write_text('{"env": "Pendulum-v1"}')
+    assert_clean_error(main(["train", "--resume", str(run), "--total-steps", "10"]), capsys.readouterr().err,
+                       "holds no checkpoint")
+    assert_clean_error(main(["train", "--resume", str(run), "--learning-rate", "0.1"]), capsys.readouterr().err,
+                       "cannot be changed")
+
+
+def test_non_finite_reward_or_observation_exits_2_and_keeps_the_checkpoint(tmp_path, capsys):
+    argv = ["train", "--env", "softac-test/NaNAfter-v0", "--total-steps", "400", "--learning-starts", "50",
+            "--hidden-sizes", "16", "--batch-size", "16", "--checkpoint-every", "100", "--eval-every", "0",
+            "--run-root", str(tmp_path), "--run-name", "nan", "--no-progress", "--no-tensorboard"]
+    assert_clean_error(main(argv), capsys.readouterr().err, "env step 150")
+    assert (tmp_path / "nan" / "checkpoint.pkl").exists()
+
+
+def test_bad_flag_value_is_an_argparse_error_with_status_2(tmp_path):
+    result = run_cli("train", "--batch-size", "many", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "invalid" in result.stderr
+
+
+def test_tabular_command_prints_the_soft_policy_iteration_table(tmp_path, capsys):
+    out = tmp_path / "spi.png"
+    assert main(["tabular", "--mdp", "random", "--alpha", "0.5", "--gamma", "0.9", "--plot", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "policy" in text.lower() and out.stat().st_size > 0
