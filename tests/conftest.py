@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import gymnasium as gym
+import jax
 import numpy as np
 import pytest
 
 from softac import SACConfig
+
+
+# Many tests train tiny agents with identical shapes: a persistent compilation cache lets them share
+# XLA's compiled programs instead of compiling each again (compiling dominates such short runs).
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ.get("SOFTAC_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "softac-test-jax-cache")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def tiny_config(tmp_path, **changes) -> SACConfig:
