@@ -47,50 +47,21 @@ class AgentState:
     num_updates: jax.Array  # scalar int32, gradient steps taken
 
 
-class SAC:
-    """SAC with twin Q targets and a learned temperature (Haarnoja et al. 2018b, Algorithm 1).
-
-    One gradient step (`update`) does, in order: the critic step towards the soft Bellman target,
-    the actor step against the updated critics, the temperature step with the log-probabilities
-    of the actor step, and the Polyak update of the target critics.
-    """
+class SquashedGaussianAgent:
+    """What every continuous SAC variant shares: the squashed-Gaussian actor, acting, and the fused
+    `update_many`. Subclasses define `init(key)` and `update(state, batch)`; their state has a field
+    `actor_params`."""
 
     def __init__(self, cfg: SACConfig, obs_dim: int, action_dim: int):
         self.cfg = cfg
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim)
-        self.critic = CriticEnsemble(tuple(cfg.hidden_sizes))
-        self.actor_optimizer = optax.adam(cfg.learning_rate)
-        self.critic_optimizer = optax.adam(cfg.learning_rate)
-        self.alpha_optimizer = optax.adam(cfg.learning_rate)
-        self.learn_alpha = cfg.alpha is None
+        fixed_alpha = cfg.fixed_alpha
+        self.learn_alpha = fixed_alpha is None
+        self.initial_alpha = cfg.initial_alpha if fixed_alpha is None else fixed_alpha
         self.target_entropy = float(-action_dim if cfg.target_entropy is None else cfg.target_entropy)
 
-    # ----------------------------------------------------------------------------------- state
-    def init(self, key: jax.Array) -> AgentState:
-        """A fresh agent state from one PRNG key."""
-        actor_key, critic_key, key = jax.random.split(key, 3)
-        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
-        action = jnp.zeros((1, self.action_dim), jnp.float32)
-        actor_params = self.actor.init(actor_key, obs)["params"]
-        critic_params = self.critic.init(critic_key, obs, action)["params"]
-        initial_alpha = self.cfg.initial_alpha if self.learn_alpha else self.cfg.alpha
-        log_alpha = jnp.asarray(math.log(initial_alpha), jnp.float32)
-        return AgentState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            # A separate copy: the target must not share buffers with the online critics.
-            target_critic_params=jax.tree_util.tree_map(jnp.copy, critic_params),
-            log_alpha=log_alpha,
-            actor_opt_state=self.actor_optimizer.init(actor_params),
-            critic_opt_state=self.critic_optimizer.init(critic_params),
-            alpha_opt_state=self.alpha_optimizer.init(log_alpha),
-            key=key,
-            num_updates=jnp.zeros((), jnp.int32),
-        )
-
-    # ----------------------------------------------------------------------------------- acting
     def sample_action(self, actor_params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """a ~ pi(.|obs) in [-1, 1] with its log-probability. obs [..., obs_dim]."""
         mean, log_std = self.actor.apply({"params": actor_params}, obs)
@@ -104,12 +75,64 @@ class SAC:
     def explore(self, actor_params, key: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(a ~ pi(.|obs), next key): a stochastic action for the training environment.
 
-        The acting key is a stream of its own (kept by the trainer), separate from the update's key,
-        so acting and updating can be dispatched independently.
+        The acting key is a stream of its own (kept by the trainer), separate from the update's key.
         """
         key, action_key = jax.random.split(key)
         action, _ = self.sample_action(actor_params, obs, action_key)
         return action, key
+
+    def temperature_step(self, log_alpha, alpha_opt_state, log_prob):
+        """One step of the temperature loss on log alpha (a no-op when alpha is fixed)."""
+        if not self.learn_alpha:
+            return log_alpha, alpha_opt_state, {}
+        alpha_grad, info = jax.grad(losses.temperature_loss, has_aux=True)(log_alpha, log_prob, self.target_entropy)
+        updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, alpha_opt_state)
+        return optax.apply_updates(log_alpha, updates), alpha_opt_state, info
+
+    def update(self, state, batch: Batch):
+        raise NotImplementedError
+
+    def update_many(self, state, batches: Batch):
+        """`G` gradient steps fused in one lax.scan; batches have a leading axis G. Metrics are means over G."""
+        state, infos = jax.lax.scan(self.update, state, batches)
+        return state, jax.tree_util.tree_map(jnp.mean, infos)
+
+
+class SAC(SquashedGaussianAgent):
+    """SAC with twin Q targets and a learned temperature (Haarnoja et al. 2018b, Algorithm 1).
+
+    One gradient step (`update`) does, in order: the critic step towards the soft Bellman target,
+    the actor step against the updated critics, the temperature step with the log-probabilities
+    of the actor step, and the Polyak update of the target critics.
+    """
+
+    def __init__(self, cfg: SACConfig, obs_dim: int, action_dim: int):
+        super().__init__(cfg, obs_dim, action_dim)
+        self.critic = CriticEnsemble(tuple(cfg.hidden_sizes))
+        self.actor_optimizer = optax.adam(cfg.actor_lr)
+        self.critic_optimizer = optax.adam(cfg.critic_lr)
+        self.alpha_optimizer = optax.adam(cfg.learning_rate)
+
+    def init(self, key: jax.Array) -> AgentState:
+        """A fresh agent state from one PRNG key."""
+        actor_key, critic_key, key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
+        action = jnp.zeros((1, self.action_dim), jnp.float32)
+        actor_params = self.actor.init(actor_key, obs)["params"]
+        critic_params = self.critic.init(critic_key, obs, action)["params"]
+        log_alpha = jnp.asarray(math.log(self.initial_alpha), jnp.float32)
+        return AgentState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            # A separate copy: the target must not share buffers with the online critics.
+            target_critic_params=jax.tree_util.tree_map(jnp.copy, critic_params),
+            log_alpha=log_alpha,
+            actor_opt_state=self.actor_optimizer.init(actor_params),
+            critic_opt_state=self.critic_optimizer.init(critic_params),
+            alpha_opt_state=self.alpha_optimizer.init(log_alpha),
+            key=key,
+            num_updates=jnp.zeros((), jnp.int32),
+        )
 
     # ----------------------------------------------------------------------------------- update
     def update(self, state: AgentState, batch: Batch) -> tuple[AgentState, dict]:
@@ -143,12 +166,7 @@ class SAC:
         actor_params = optax.apply_updates(state.actor_params, actor_updates)
 
         # Temperature: move log alpha so that the policy's entropy approaches the target.
-        log_alpha, alpha_opt_state, alpha_info = state.log_alpha, state.alpha_opt_state, {}
-        if self.learn_alpha:
-            alpha_grad, alpha_info = jax.grad(losses.temperature_loss, has_aux=True)(
-                state.log_alpha, log_prob, self.target_entropy)
-            alpha_updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, state.alpha_opt_state)
-            log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
+        log_alpha, alpha_opt_state, alpha_info = self.temperature_step(state.log_alpha, state.alpha_opt_state, log_prob)
 
         target_critic_params = losses.polyak_update(state.target_critic_params, critic_params, self.cfg.tau)
         new_state = AgentState(
@@ -163,8 +181,3 @@ class SAC:
             num_updates=state.num_updates + 1,
         )
         return new_state, {**critic_info, **actor_info, **alpha_info, "alpha": alpha}
-
-    def update_many(self, state: AgentState, batches: Batch) -> tuple[AgentState, dict]:
-        """`G` gradient steps fused in one lax.scan; batches have a leading axis G. Metrics are means over G."""
-        state, infos = jax.lax.scan(self.update, state, batches)
-        return state, jax.tree_util.tree_map(jnp.mean, infos)

@@ -1,6 +1,6 @@
 """Throughput benchmark (DESIGN.md section 4): how close training runs to what the machine can do.
 
-Prints
+For each algorithm asked for (default: sac and sac-v1, side by side), prints
 (a) env steps per second of training after the random warm-up (the `steps_per_second` column of
     metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters;
 (b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update)))
@@ -19,13 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import SAC, Batch
+from softac.agent import Batch
+from softac.algorithms import make_agent
 from softac.config import SACConfig
 from softac.envs import make_env, space_dims
 from softac.logger import read_metrics
 
 
-def update_flops(agent: SAC, state, batches: Batch, fn) -> float:
+def update_flops(agent, state, batches: Batch, fn) -> float:
     """XLA's cost-analysis FLOP count of one call of the jitted `fn(state, batches)`."""
     analysis = fn.lower(state, batches).compile().cost_analysis()
     if isinstance(analysis, list):
@@ -33,13 +34,14 @@ def update_flops(agent: SAC, state, batches: Batch, fn) -> float:
     return float(analysis["flops"])
 
 
-def dense_shapes(agent: SAC) -> list[tuple[int, int, int]]:
-    """(M, K, N) of every matrix product of one update's dense layers, with multiplicity.
+def dense_shapes(agent) -> list[tuple[int, int, int]]:
+    """(M, K, N) of the matrix products of one SAC v2 update's dense layers, with multiplicity.
 
-    Per critic-layer pass over a batch B: forward B x in @ in x out. The update runs the critic
+    Per layer pass over a batch B: forward B x in @ in x out. The v2 update runs the critic
     ensemble (2 critics) forward+backward (input and weight gradients) once for the critic loss,
     forward only for the target, and forward+input-gradient for the actor loss; the actor forward
-    twice (next action, actor loss) and backward once.
+    twice (next action, actor loss) and backward once. These shapes measure the machine's matmul
+    rate; the FLOP count of each algorithm's update comes from XLA.
     """
     cfg, B = agent.cfg, agent.cfg.batch_size
     critic_layers = list(zip((agent.obs_dim + agent.action_dim,) + cfg.hidden_sizes, cfg.hidden_sizes + (1,)))
@@ -68,7 +70,7 @@ def matmul_rate(shapes: list[tuple[int, int, int]], repeats: int = 200) -> float
     return repeats * sum(2.0 * m * k * n for m, k, n in shapes) / elapsed
 
 
-def updates_per_second(agent: SAC, repeats: int) -> tuple[float, float]:
+def updates_per_second(agent, repeats: int) -> tuple[float, float]:
     """(updates/s of the trainer's jitted update alone, FLOPs per update)."""
     update = jax.jit(jax.vmap(agent.update_many), donate_argnums=0)
     state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(0)]))
@@ -86,10 +88,11 @@ def updates_per_second(agent: SAC, repeats: int) -> tuple[float, float]:
     return repeats / (time.perf_counter() - start), flops
 
 
-def training_steps_per_second(env_id: str, learning_starts: int, train_steps: int, log_every: int = 500) -> float:
+def training_steps_per_second(algo: str, env_id: str, learning_starts: int, train_steps: int,
+                              log_every: int = 500) -> float:
     """Env steps/s of a real training run after warm-up, skipping the first logged interval (compilation)."""
     with tempfile.TemporaryDirectory() as root:
-        cfg = SACConfig(env=env_id, learning_starts=learning_starts, total_steps=learning_starts + train_steps,
+        cfg = SACConfig(algo=algo, env=env_id, learning_starts=learning_starts, total_steps=learning_starts + train_steps,
                         eval_every=0, eval_episodes=1, log_every=log_every, checkpoint_every=0, run_root=root,
                         progress=False, tensorboard=False)
         from softac.train import train
@@ -102,23 +105,26 @@ def training_steps_per_second(env_id: str, learning_starts: int, train_steps: in
 
 
 def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learning_starts: int = 5000,
-                  update_repeats: int = 500) -> dict:
-    """Measure and print (a), (b), (c) of the module docstring; returns the figures."""
+                  update_repeats: int = 500, algos: tuple[str, ...] = ("sac", "sac-v1")) -> dict:
+    """Measure and print (a), (b), (c) of the module docstring for each algorithm; returns the figures."""
     env = make_env(env_id)
     obs_dim, action_dim = space_dims(env)
     env.close()
-    agent = SAC(SACConfig(env=env_id), obs_dim, action_dim)
     print(f"softac throughput on {env_id} (obs {obs_dim}, action {action_dim}), published hyperparameters, "
           f"{jax.devices()[0].platform} backend, {jax.local_device_count()} device(s)")
-
-    steps_per_s = training_steps_per_second(env_id, learning_starts, train_steps)
-    print(f"(a) training: {steps_per_s:8.1f} env steps/s (1 update per step, after {learning_starts} warm-up steps)")
-    ups, flops = updates_per_second(agent, update_repeats)
-    print(f"(b) jitted update alone: {ups:8.1f} updates/s")
-    rate = matmul_rate(dense_shapes(agent))
-    ceiling = rate / flops
-    print(f"(c) XLA FLOPs per update: {flops / 1e6:.1f} MFLOP; FP32 matmul rate on the update's shapes: "
-          f"{rate / 1e9:.1f} GFLOP/s; ceiling {ceiling:.1f} updates/s")
-    print(f"    fraction of ceiling: training {steps_per_s / ceiling:.1%}, update alone {ups / ceiling:.1%}")
-    return {"env_steps_per_second": steps_per_s, "updates_per_second": ups, "flops_per_update": flops,
-            "matmul_flops_per_second": rate, "ceiling_updates_per_second": ceiling}
+    rate = matmul_rate(dense_shapes(make_agent(SACConfig(env=env_id), obs_dim, action_dim)))
+    print(f"FP32 matmul rate on the update's matrix shapes: {rate / 1e9:.1f} GFLOP/s")
+    figures = {"matmul_flops_per_second": rate}
+    for algo in algos:
+        agent = make_agent(SACConfig(algo=algo, env=env_id), obs_dim, action_dim)
+        steps_per_s = training_steps_per_second(algo, env_id, learning_starts, train_steps)
+        ups, flops = updates_per_second(agent, update_repeats)
+        ceiling = rate / flops
+        print(f"[{algo}] (a) training: {steps_per_s:7.1f} env steps/s (1 update per step, after {learning_starts} "
+              f"warm-up steps)")
+        print(f"[{algo}] (b) jitted update alone: {ups:7.1f} updates/s")
+        print(f"[{algo}] (c) {flops / 1e6:.1f} MFLOP per update (XLA); ceiling {ceiling:.1f} updates/s; "
+              f"fraction reached: training {steps_per_s / ceiling:.1%}, update alone {ups / ceiling:.1%}")
+        figures[algo] = {"env_steps_per_second": steps_per_s, "updates_per_second": ups, "flops_per_update": flops,
+                         "ceiling_updates_per_second": ceiling}
+    return figures

@@ -126,8 +126,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from softac.bench import run_benchmark
 
+    from softac.config import ALGORITHMS
+
+    algos = tuple(a for a in args.algos.split(",") if a)
+    unknown = [a for a in algos if a not in ALGORITHMS]
+    if unknown or not algos:
+        raise SoftacError(f"--algos must name algorithms among {', '.join(ALGORITHMS)}, got {args.algos!r}.")
     run_benchmark(env_id=args.env, train_steps=args.train_steps, learning_starts=args.learning_starts,
-                  update_repeats=args.update_repeats)
+                  update_repeats=args.update_repeats, algos=algos)
     return 0
 
 
@@ -166,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, default=3000, help="training steps timed after the warm-up")
     p.add_argument("--learning-starts", type=int, default=5000)
     p.add_argument("--update-repeats", type=int, default=500, help="jitted updates timed alone")
+    p.add_argument("--algos", default="sac,sac-v1", help="comma-separated algorithms, reported side by side")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("tabular", help="exact soft policy iteration on a finite MDP")

@@ -23,7 +23,10 @@ def _doc(text: str, **kwargs: Any):
     return field(metadata={"help": text}, **kwargs)
 
 
-ALGORITHMS = ("sac",)
+ALGORITHMS = ("sac", "sac-v1")
+
+# The 2018a paper's reward scale for most MuJoCo tasks (20 for Humanoid); sac-v1's default temperature is 1/5.
+DEFAULT_V1_REWARD_SCALE = 5.0
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class SACConfig:
     """Hyperparameters and run options of one training run (one or several seeds)."""
 
     env: str = _doc("Gymnasium environment id.", default="Pendulum-v1")
-    algo: str = _doc("Algorithm: 'sac' (twin Q targets, learned temperature; Haarnoja et al. 2018b).",
+    algo: str = _doc("Algorithm: 'sac' (twin Q targets, learned temperature; Haarnoja et al. 2018b) or "
+                     "'sac-v1' (state-value network V and target V, fixed temperature; 2018a, Algorithm 1).",
                      default="sac")
     total_steps: int = _doc("Environment steps to train for, per seed.", default=1_000_000)
     seed: int = _doc("Random seed (used when --seeds is not given).", default=0)
@@ -39,7 +43,14 @@ class SACConfig:
         "Several seeds trained at once in one process (a leading seed axis, one vmapped update).",
         default=None)
 
-    learning_rate: float = _doc("Adam learning rate of actor, critics and temperature.", default=3e-4)
+    learning_rate: float = _doc("Adam learning rate of every network and the temperature (unless overridden below).",
+                                default=3e-4)
+    actor_learning_rate: Optional[float] = _doc("Learning rate of the policy (lambda_pi); default learning_rate.",
+                                                default=None)
+    critic_learning_rate: Optional[float] = _doc("Learning rate of the Q networks (lambda_Q); default learning_rate.",
+                                                 default=None)
+    value_learning_rate: Optional[float] = _doc("Learning rate of sac-v1's value network (lambda_V); default "
+                                                "learning_rate.", default=None)
     buffer_size: int = _doc("Replay buffer capacity (transitions, per seed).", default=1_000_000)
     learning_starts: int = _doc("Uniform-random actions and no updates for this many env steps.",
                                 default=5000)
@@ -52,7 +63,13 @@ class SACConfig:
                                default=1)
     hidden_sizes: tuple[int, ...] = _doc("Hidden layer widths of actor and critics (ReLU).",
                                          default=(256, 256))
-    alpha: Optional[float] = _doc("Fixed temperature; if unset the temperature is learned.", default=None)
+    alpha: Optional[float] = _doc("Fixed temperature alpha (sac: learned if unset; sac-v1: 1/reward_scale if unset).",
+                                  default=None)
+    reward_scale: Optional[float] = _doc("The 2018a paper's reward scale, a fixed temperature alpha = 1/reward_scale.",
+                                         default=None)
+    learn_alpha: Optional[bool] = _doc("Learn the temperature (default: yes for sac unless alpha or reward_scale is "
+                                       "set; no for sac-v1, where learning it is a combination the paper did not use).",
+                                       default=None)
     initial_alpha: float = _doc("Initial temperature when it is learned.", default=1.0)
     target_entropy: Optional[float] = _doc("Target entropy of the learned temperature; default -|A|.",
                                            default=None)
@@ -71,6 +88,29 @@ class SACConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+
+    @property
+    def actor_lr(self) -> float:
+        return self.learning_rate if self.actor_learning_rate is None else self.actor_learning_rate
+
+    @property
+    def critic_lr(self) -> float:
+        return self.learning_rate if self.critic_learning_rate is None else self.critic_learning_rate
+
+    @property
+    def value_lr(self) -> float:
+        return self.learning_rate if self.value_learning_rate is None else self.value_learning_rate
+
+    @property
+    def fixed_alpha(self) -> Optional[float]:
+        """The fixed temperature, or None when it is learned (see the fields alpha, reward_scale, learn_alpha)."""
+        if self.alpha is not None:
+            return self.alpha
+        if self.reward_scale is not None:
+            return 1.0 / self.reward_scale
+        if self.learn_alpha is False or (self.algo == "sac-v1" and not self.learn_alpha):
+            return 1.0 / DEFAULT_V1_REWARD_SCALE if self.algo == "sac-v1" else self.initial_alpha
+        return None
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -116,14 +156,22 @@ def validate(cfg: SACConfig) -> None:
     for name in ("learning_starts", "eval_every", "checkpoint_every"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}.")
-    _check(_finite(cfg.learning_rate) and cfg.learning_rate > 0,
-           f"learning_rate must be positive, got {cfg.learning_rate!r}.")
+    for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate", "value_learning_rate"):
+        value = getattr(cfg, name)
+        _check((value is None and name != "learning_rate") or (_finite(value) and value > 0),
+               f"{name} must be positive, got {value!r}.")
     _check(cfg.batch_size <= cfg.buffer_size,
            f"batch_size ({cfg.batch_size}) cannot be larger than buffer_size ({cfg.buffer_size}).")
     _check(_finite(cfg.tau) and 0 < cfg.tau <= 1, f"tau must be in (0, 1], got {cfg.tau!r}.")
     _check(_finite(cfg.gamma) and 0 <= cfg.gamma < 1, f"gamma must be in [0, 1), got {cfg.gamma!r}.")
     _check(cfg.alpha is None or (_finite(cfg.alpha) and cfg.alpha > 0),
            f"alpha must be positive, got {cfg.alpha!r}.")
+    _check(cfg.reward_scale is None or (_finite(cfg.reward_scale) and cfg.reward_scale > 0),
+           f"reward_scale must be positive, got {cfg.reward_scale!r}.")
+    _check(cfg.alpha is None or cfg.reward_scale is None,
+           "Set either alpha or reward_scale (reward_scale = 1/alpha), not both.")
+    _check(not (cfg.learn_alpha and (cfg.alpha is not None or cfg.reward_scale is not None)),
+           "learn_alpha cannot be combined with a fixed alpha or reward_scale.")
     _check(_finite(cfg.initial_alpha) and cfg.initial_alpha > 0,
            f"initial_alpha must be positive, got {cfg.initial_alpha!r}.")
     _check(cfg.target_entropy is None or _finite(cfg.target_entropy),
@@ -155,6 +203,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "walker2d": {"env": "Walker2d-v5"},
     "ant": {"env": "Ant-v5"},
     "humanoid": {"env": "Humanoid-v5"},
+    # SAC v1 (2018a, Algorithm 1) with the paper's hyperparameters: lr 3e-4 for V, Q and pi, 256-256
+    # ReLU, batch 256, tau 0.005, buffer 1e6, one gradient step per env step, and the reward scale of
+    # each task (5 for most MuJoCo tasks, 20 for Humanoid).
+    "v1-halfcheetah": {"algo": "sac-v1", "env": "HalfCheetah-v5", "reward_scale": 5.0},
+    "v1-hopper": {"algo": "sac-v1", "env": "Hopper-v5", "reward_scale": 5.0},
+    "v1-walker2d": {"algo": "sac-v1", "env": "Walker2d-v5", "reward_scale": 5.0},
+    "v1-ant": {"algo": "sac-v1", "env": "Ant-v5", "reward_scale": 5.0},
+    "v1-humanoid": {"algo": "sac-v1", "env": "Humanoid-v5", "reward_scale": 20.0},
+    "v1-pendulum": {"algo": "sac-v1", "env": "Pendulum-v1", "learning_rate": 1e-3, "learning_starts": 1000,
+                    "reward_scale": 5.0, "total_steps": 10_000, "eval_every": 2000, "log_every": 500,
+                    "checkpoint_every": 0},
 }
 
 

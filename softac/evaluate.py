@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import SAC, AgentState
+from softac.agent import SquashedGaussianAgent
+from softac.algorithms import make_agent
 from softac.checkpoint import read_checkpoint_agent
 from softac.config import SACConfig
 from softac.envs import make_env, scale_action, space_dims
@@ -52,7 +53,7 @@ def run_episodes(
     return returns
 
 
-def make_deterministic_policy(agent: SAC) -> Callable:
+def make_deterministic_policy(agent: SquashedGaussianAgent) -> Callable:
     """jit(vmap over seeds) of tanh(mean): (actor_params [N, ...], obs [N, E, obs_dim]) -> [N, E, action_dim]."""
     return jax.jit(jax.vmap(agent.deterministic_action))
 
@@ -60,7 +61,7 @@ def make_deterministic_policy(agent: SAC) -> Callable:
 class Agent:
     """A trained SAC policy loaded from a run directory (see `load_agent`)."""
 
-    def __init__(self, config: SACConfig, sac: SAC, state: AgentState, action_space: gym.spaces.Box):
+    def __init__(self, config: SACConfig, sac: SquashedGaussianAgent, state, action_space: gym.spaces.Box):
         self.config = config
         self.state = state
         self.action_space = action_space
@@ -107,7 +108,7 @@ def load_agent(run_dir: str | Path) -> Agent:
     config = read_run_config(run_dir)
     env = make_env(config.env)
     obs_dim, action_dim = space_dims(env)
-    sac = SAC(config, obs_dim, action_dim)
+    sac = make_agent(config, obs_dim, action_dim)
     state = read_checkpoint_agent(run_dir, sac.init(jax.random.PRNGKey(0)))
     action_space = env.action_space
     env.close()

@@ -13,7 +13,7 @@ METRICS_NAME = "metrics.csv"
 COLUMNS = (
     "env_step", "wall_time", "episodes", "episode_return", "episode_length",
     "eval_return_mean", "eval_return_std", "critic_loss", "actor_loss", "alpha_loss",
-    "alpha", "entropy", "q_mean", "steps_per_second",
+    "alpha", "entropy", "q_mean", "value_loss", "v_mean", "steps_per_second",
 )
 
 

@@ -34,13 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import SAC, AgentState
+from softac.agent import AgentState
+from softac.algorithms import make_agent
 from softac.checkpoint import load_checkpoint, save_checkpoint
 from softac.config import SACConfig
 from softac.envs import capture_env_state, make_env, restore_env_state, scale_action, space_dims
 from softac.errors import SoftacError
 from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
-from softac.logger import RunLogger, truncate_metrics
+from softac.logger import COLUMNS, RunLogger, truncate_metrics
 from softac.replay import ReplayBuffer
 
 EVAL_SEED_OFFSET = 100_000  # evaluation episode i of training seed s is reset with s + 100_000 + i
@@ -102,7 +103,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: SACConfig, runs: list[SeedRun], state: AgentState, buffer: ReplayBuffer,
-                 agent: SAC, step: int, action_keys: jax.Array, wall_time_offset: float = 0.0):
+                 agent, step: int, action_keys: jax.Array, wall_time_offset: float = 0.0):
         self.cfg, self.runs, self.state, self.buffer, self.agent = cfg, runs, state, buffer, agent
         self.step = step
         self.action_keys = action_keys  # [N, 2]: the acting key stream of every seed
@@ -235,9 +236,7 @@ class Trainer:
                 row["eval_return_mean"] = float(eval_returns[k].mean())
                 row["eval_return_std"] = float(eval_returns[k].std())
             if metrics is not None:
-                for name in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean"):
-                    if name in metrics:
-                        row[name] = float(metrics[name][k])
+                row.update({name: float(value[k]) for name, value in metrics.items() if name in COLUMNS})
             logger.log(row)
             run.finished_returns.clear()
             run.finished_lengths.clear()
@@ -297,9 +296,8 @@ def _progress(cfg: SACConfig):
 
 
 # ----------------------------------------------------------------------------------- entry points
-def _build_agent(cfg: SACConfig, env) -> SAC:
-    obs_dim, action_dim = space_dims(env)
-    return SAC(cfg, obs_dim, action_dim)
+def _build_agent(cfg: SACConfig, env):
+    return make_agent(cfg, *space_dims(env))
 
 
 def train(cfg: SACConfig) -> list[Path]:

@@ -18,3 +18,15 @@ def test_pendulum_reaches_minus_250_within_8000_steps(tmp_path):
     evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
     assert evals[-1]["env_step"] == 8000
     assert evals[-1]["eval_return_mean"] >= -250, [(r["env_step"], r["eval_return_mean"]) for r in evals]
+
+
+@pytest.mark.slow
+def test_sac_v1_pendulum_reaches_minus_250_within_10000_steps(tmp_path):
+    # The `v1-pendulum` preset: SAC v1 (value network, fixed temperature 1/reward_scale = 0.2) with
+    # lr 1e-3 for V, Q and pi and 1000 warm-up steps; 10,000 env steps; default seed 0.
+    cfg = preset("v1-pendulum").replace(run_root=str(tmp_path), progress=False, tensorboard=False)
+    assert cfg.algo == "sac-v1" and cfg.total_steps == 10_000 and cfg.eval_episodes == 10 and cfg.seed == 0
+    run_dir = train(cfg)[0]
+    evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
+    assert evals[-1]["env_step"] == 10_000
+    assert evals[-1]["eval_return_mean"] >= -250, [(r["env_step"], r["eval_return_mean"]) for r in evals]

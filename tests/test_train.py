@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from softac import SoftacError, load_agent, resume, train
-from softac.agent import SAC
+from softac.algorithms import make_agent
 from softac.checkpoint import load_checkpoint
 from softac.envs import make_env, space_dims
 from softac.logger import COLUMNS, read_metrics
@@ -18,7 +18,7 @@ from tests.conftest import tiny_config
 
 def checkpoint_state(run_dir, cfg):
     env = make_env(cfg.env)
-    agent = SAC(cfg, *space_dims(env))
+    agent = make_agent(cfg, *space_dims(env))
     return load_checkpoint(run_dir, agent.init(jax.random.PRNGKey(0)))
 
 
@@ -40,10 +40,10 @@ def test_same_seed_same_metrics_and_params(tmp_path):
     assert drop_wall(read_metrics(other)) != drop_wall(read_metrics(first))
 
 
-@pytest.mark.parametrize("env_id", ["Pendulum-v1", "HalfCheetah-v5"])
-def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, env_id):
+@pytest.mark.parametrize("env_id, algo", [("Pendulum-v1", "sac"), ("HalfCheetah-v5", "sac"), ("Pendulum-v1", "sac-v1")])
+def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, env_id, algo):
     # Stop at k = 250 (mid-episode, after updates started at 100), resume to n = 400.
-    cfg = tiny_config(tmp_path, env=env_id, total_steps=400, eval_every=0)
+    cfg = tiny_config(tmp_path, env=env_id, algo=algo, total_steps=400, eval_every=0)
     straight = train(cfg.replace(run_name="straight"))[0]
     stopped = train(cfg.replace(run_name="stopped", total_steps=250))[0]
     assert checkpoint_state(stopped, cfg)[2]["step"] == 250
@@ -107,6 +107,14 @@ def test_time_limit_truncation_is_not_stored_as_terminal(tmp_path):
         np.testing.assert_allclose(data["next_obs"][i], obs, rtol=1e-6)
     assert truncated and not terminated  # the 200th transition was cut off by the time limit
     assert not np.allclose(data["next_obs"][199], data["obs"][200])  # the next episode starts elsewhere
+
+
+def test_v1_runs_log_value_losses_and_evaluate_from_their_run_directory(tmp_path):
+    run_dir = train(tiny_config(tmp_path, algo="sac-v1", total_steps=300, eval_every=0))[0]
+    assert json.loads((run_dir / "config.json").read_text())["algo"] == "sac-v1"
+    trained = [r for r in read_metrics(run_dir) if r["value_loss"] is not None]
+    assert trained and all(r["alpha"] == pytest.approx(0.2) for r in trained)  # fixed: 1 / reward scale 5
+    assert load_agent(run_dir).evaluate(episodes=2).shape == (2,)
 
 
 def test_metrics_csv_has_evaluations_losses_and_alpha(tmp_path):
