@@ -47,20 +47,65 @@ class AgentState:
     num_updates: jax.Array  # scalar int32, gradient steps taken
 
 
-class SquashedGaussianAgent:
-    """What every continuous SAC variant shares: the squashed-Gaussian actor, acting, and the fused
-    `update_many`. Subclasses define `init(key)` and `update(state, batch)`; their state has a field
-    `actor_params`."""
+class AgentBase:
+    """What every SAC variant shares: the temperature settings and step, and the fused `update_many`.
+
+    Subclasses define `init(key)`, `update(state, batch)`, `explore`, `sample_action` and
+    `deterministic_action`; their state has fields `actor_params`, `log_alpha`, `alpha_opt_state`.
+    """
 
     def __init__(self, cfg: SACConfig, obs_dim: int, action_dim: int):
         self.cfg = cfg
         self.obs_dim = obs_dim
         self.action_dim = action_dim
-        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim)
         fixed_alpha = cfg.fixed_alpha
         self.learn_alpha = fixed_alpha is None
         self.initial_alpha = cfg.initial_alpha if fixed_alpha is None else fixed_alpha
-        self.target_entropy = float(-action_dim if cfg.target_entropy is None else cfg.target_entropy)
+        self.target_entropy = float(self.default_target_entropy() if cfg.target_entropy is None else cfg.target_entropy)
+        self.alpha_optimizer = optax.adam(cfg.learning_rate)
+
+    def default_target_entropy(self) -> float:
+        """Hbar = -|A| for continuous actions (2018b)."""
+        return -float(self.action_dim)
+
+    def explore(self, actor_params, key: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a ~ pi(.|obs), next key): a stochastic action, in the replay buffer's form, for the training
+        environment. The acting key is a stream of its own (kept by the trainer), separate from the update's.
+        """
+        key, action_key = jax.random.split(key)
+        action, _ = self.sample_action(actor_params, obs, action_key)
+        return action, key
+
+    def temperature_step(self, log_alpha, alpha_opt_state, log_prob):
+        """One step of the temperature loss on log alpha (a no-op when alpha is fixed).
+
+        log_prob: [B] log pi(a|s) of actions from the current policy, or its exact expectation
+        sum_a pi(a|s) log pi(a|s) = -H(pi(.|s)) for discrete actions.
+        """
+        if not self.learn_alpha:
+            return log_alpha, alpha_opt_state, {}
+        alpha_grad, info = jax.grad(losses.temperature_loss, has_aux=True)(log_alpha, log_prob, self.target_entropy)
+        updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, alpha_opt_state)
+        return optax.apply_updates(log_alpha, updates), alpha_opt_state, info
+
+    def sample_action(self, actor_params, obs: jax.Array, key: jax.Array):
+        raise NotImplementedError
+
+    def update(self, state, batch: Batch):
+        raise NotImplementedError
+
+    def update_many(self, state, batches: Batch):
+        """`G` gradient steps fused in one lax.scan; batches have a leading axis G. Metrics are means over G."""
+        state, infos = jax.lax.scan(self.update, state, batches)
+        return state, jax.tree_util.tree_map(jnp.mean, infos)
+
+
+class SquashedGaussianAgent(AgentBase):
+    """Continuous SAC variants: the squashed-Gaussian actor and its acting."""
+
+    def __init__(self, cfg: SACConfig, obs_dim: int, action_dim: int):
+        super().__init__(cfg, obs_dim, action_dim)
+        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim)
 
     def sample_action(self, actor_params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """a ~ pi(.|obs) in [-1, 1] with its log-probability. obs [..., obs_dim]."""
@@ -71,31 +116,6 @@ class SquashedGaussianAgent:
         """tanh(mean), the action used for evaluation, in [-1, 1]. obs [..., obs_dim]."""
         mean, _ = self.actor.apply({"params": actor_params}, obs)
         return distributions.squashed_gaussian_mode(mean)
-
-    def explore(self, actor_params, key: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(a ~ pi(.|obs), next key): a stochastic action for the training environment.
-
-        The acting key is a stream of its own (kept by the trainer), separate from the update's key.
-        """
-        key, action_key = jax.random.split(key)
-        action, _ = self.sample_action(actor_params, obs, action_key)
-        return action, key
-
-    def temperature_step(self, log_alpha, alpha_opt_state, log_prob):
-        """One step of the temperature loss on log alpha (a no-op when alpha is fixed)."""
-        if not self.learn_alpha:
-            return log_alpha, alpha_opt_state, {}
-        alpha_grad, info = jax.grad(losses.temperature_loss, has_aux=True)(log_alpha, log_prob, self.target_entropy)
-        updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, alpha_opt_state)
-        return optax.apply_updates(log_alpha, updates), alpha_opt_state, info
-
-    def update(self, state, batch: Batch):
-        raise NotImplementedError
-
-    def update_many(self, state, batches: Batch):
-        """`G` gradient steps fused in one lax.scan; batches have a leading axis G. Metrics are means over G."""
-        state, infos = jax.lax.scan(self.update, state, batches)
-        return state, jax.tree_util.tree_map(jnp.mean, infos)
 
 
 class SAC(SquashedGaussianAgent):
@@ -111,7 +131,6 @@ class SAC(SquashedGaussianAgent):
         self.critic = CriticEnsemble(tuple(cfg.hidden_sizes))
         self.actor_optimizer = optax.adam(cfg.actor_lr)
         self.critic_optimizer = optax.adam(cfg.critic_lr)
-        self.alpha_optimizer = optax.adam(cfg.learning_rate)
 
     def init(self, key: jax.Array) -> AgentState:
         """A fresh agent state from one PRNG key."""

@@ -55,7 +55,6 @@ class SACV1(SquashedGaussianAgent):
         self.actor_optimizer = optax.adam(cfg.actor_lr)
         self.critic_optimizer = optax.adam(cfg.critic_lr)
         self.value_optimizer = optax.adam(cfg.value_lr)
-        self.alpha_optimizer = optax.adam(cfg.learning_rate)
 
     def state_value(self, value_params, obs: jax.Array) -> jax.Array:
         """V(s): [..., obs_dim] -> [...]."""

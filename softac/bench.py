@@ -112,7 +112,7 @@ def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learn
     env.close()
     print(f"softac throughput on {env_id} (obs {obs_dim}, action {action_dim}), published hyperparameters, "
           f"{jax.devices()[0].platform} backend, {jax.local_device_count()} device(s)")
-    rate = matmul_rate(dense_shapes(make_agent(SACConfig(env=env_id), obs_dim, action_dim)))
+    rate = matmul_rate(dense_shapes(make_agent(SACConfig(algo="sac", env=env_id), obs_dim, action_dim)))
     print(f"FP32 matmul rate on the update's matrix shapes: {rate / 1e9:.1f} GFLOP/s")
     figures = {"matmul_flops_per_second": rate}
     for algo in algos:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import pickle
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -48,26 +49,69 @@ def make_env(env_id: str) -> gym.Env:
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space, env_id: str) -> None:
-    """Accept flat Box observations and Box actions with finite bounds; raise SoftacError otherwise."""
+    """Accept flat Box observations and Discrete actions or 1-D Box actions with finite bounds."""
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
         raise SoftacError(
             f"{env_id} has observation space {observation_space}; softac needs a flat (1-D) Box observation space.")
     if isinstance(action_space, gym.spaces.Discrete):
-        raise SoftacError(f"{env_id} has a Discrete action space; discrete-action SAC is not supported yet.")
+        if action_space.n < 2:
+            raise SoftacError(f"{env_id} has a Discrete action space with {action_space.n} action; SAC needs two or more.")
+        return
     if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
-        raise SoftacError(f"{env_id} has action space {action_space}; softac needs a 1-D Box action space.")
+        raise SoftacError(
+            f"{env_id} has action space {action_space}; softac needs a Discrete or a 1-D Box action space.")
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
         raise SoftacError(f"{env_id} has an action space with infinite bounds; SAC needs finite action bounds.")
-
-
-def space_dims(env: gym.Env) -> tuple[int, int]:
-    """(obs_dim, action_dim) of a checked environment."""
-    return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
 
 
 def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Map a policy action in [-1, 1] affinely onto the box [low, high] (clipped against rounding)."""
     return np.clip(low + 0.5 * (action + 1.0) * (high - low), low, high)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """How the policy's actions relate to a checked environment's action space.
+
+    Continuous (Box): the policy acts in [-1, 1]^dim and `to_env` rescales onto [low, high].
+    Discrete(n): the policy chooses an index, stored in the replay buffer as one float [1], and
+    `dim` is n, the size of the policy's and critics' outputs.
+    """
+
+    discrete: bool
+    dim: int  # action dimension (Box) or number of actions (Discrete)
+    low: Optional[np.ndarray] = None
+    high: Optional[np.ndarray] = None
+    start: int = 0  # first action of a Discrete space
+
+    @property
+    def stored_dim(self) -> int:
+        """Width of an action as the replay buffer stores it."""
+        return 1 if self.discrete else self.dim
+
+    def to_env(self, action: np.ndarray):
+        """The environment's action for one stored-form policy action."""
+        if self.discrete:
+            return int(action[0]) + self.start
+        return scale_action(action, self.low, self.high)
+
+    def random(self, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly random action in stored form (the warm-up's exploration)."""
+        if self.discrete:
+            return np.array([rng.integers(self.dim)], np.float32)
+        return rng.uniform(-1.0, 1.0, self.dim).astype(np.float32)
+
+
+def action_spec(action_space: gym.Space) -> ActionSpec:
+    """The ActionSpec of a checked action space."""
+    if isinstance(action_space, gym.spaces.Discrete):
+        return ActionSpec(discrete=True, dim=int(action_space.n), start=int(action_space.start))
+    return ActionSpec(discrete=False, dim=int(action_space.shape[0]), low=action_space.low, high=action_space.high)
+
+
+def space_dims(env: gym.Env) -> tuple[int, int]:
+    """(obs_dim, action_dim) of a checked environment; action_dim is the number of actions if Discrete."""
+    return int(env.observation_space.shape[0]), action_spec(env.action_space).dim
 
 
 def _time_limit(env: gym.Env) -> Optional[gym.wrappers.TimeLimit]:

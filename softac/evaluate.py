@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import SquashedGaussianAgent
+from softac.agent import AgentBase
 from softac.algorithms import make_agent
 from softac.checkpoint import read_checkpoint_agent
 from softac.config import SACConfig
-from softac.envs import make_env, scale_action, space_dims
+from softac.envs import ActionSpec, action_spec, make_env, space_dims
 from softac.errors import SoftacError
 
 CONFIG_NAME = "config.json"
@@ -34,18 +34,18 @@ def run_episodes(
 ) -> np.ndarray:
     """Returns [N, E] of one episode in each envs[n][e], reset with seed base_seeds[n] + e.
 
-    `act` maps observations [N, E, obs_dim] to policy actions [N, E, action_dim] in [-1, 1].
+    `act` maps observations [N, E, obs_dim] to stored-form policy actions [N, E, ...] (see ActionSpec).
     """
     num_seeds, num_episodes = len(envs), len(envs[0])
     obs = np.stack([np.stack([env.reset(seed=base + e)[0] for e, env in enumerate(row)])
                     for row, base in zip(envs, base_seeds)]).astype(np.float32)
     returns = np.zeros((num_seeds, num_episodes))
     running = np.ones((num_seeds, num_episodes), bool)
-    low, high = envs[0][0].action_space.low, envs[0][0].action_space.high
+    spec = action_spec(envs[0][0].action_space)
     while running.any():
         actions = act(obs)
         for n, e in zip(*np.nonzero(running)):
-            next_obs, reward, terminated, truncated, _ = envs[n][e].step(scale_action(actions[n, e], low, high))
+            next_obs, reward, terminated, truncated, _ = envs[n][e].step(spec.to_env(actions[n, e]))
             returns[n, e] += float(reward)
             obs[n, e] = next_obs
             if terminated or truncated:
@@ -53,32 +53,38 @@ def run_episodes(
     return returns
 
 
-def make_deterministic_policy(agent: SquashedGaussianAgent) -> Callable:
-    """jit(vmap over seeds) of tanh(mean): (actor_params [N, ...], obs [N, E, obs_dim]) -> [N, E, action_dim]."""
+def make_deterministic_policy(agent: AgentBase) -> Callable:
+    """jit(vmap over seeds) of the deterministic policy (tanh(mean), or argmax for discrete actions):
+    (actor_params [N, ...], obs [N, E, obs_dim]) -> stored-form actions [N, E, ...]."""
     return jax.jit(jax.vmap(agent.deterministic_action))
 
 
 class Agent:
     """A trained SAC policy loaded from a run directory (see `load_agent`)."""
 
-    def __init__(self, config: SACConfig, sac: SquashedGaussianAgent, state, action_space: gym.spaces.Box):
+    def __init__(self, config: SACConfig, sac: AgentBase, state, action_space: gym.Space):
         self.config = config
         self.state = state
         self.action_space = action_space
+        self.action_spec: ActionSpec = action_spec(action_space)
         self._sac = sac
         self._deterministic = jax.jit(sac.deterministic_action)
         self._sample = jax.jit(sac.sample_action)
         self._key = jax.random.PRNGKey(config.seed)
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """The action for `obs` ([obs_dim] or [B, obs_dim]) in the environment's action bounds."""
+    def act(self, obs: np.ndarray, deterministic: bool = True):
+        """The environment's action for `obs` [obs_dim] (or actions for [B, obs_dim]): within the bounds
+        of a Box action space, an integer of a Discrete one."""
         obs = jnp.asarray(obs, jnp.float32)
         if deterministic:
             action = self._deterministic(self.state.actor_params, obs)
         else:
             self._key, key = jax.random.split(self._key)
             action, _ = self._sample(self.state.actor_params, obs, key)
-        return scale_action(np.asarray(action), self.action_space.low, self.action_space.high)
+        action = np.asarray(action)
+        if action.ndim == 1:
+            return self.action_spec.to_env(action)
+        return np.array([self.action_spec.to_env(a) for a in action])
 
     def evaluate(self, episodes: int = 10, seed: int = 0) -> np.ndarray:
         """Returns of `episodes` deterministic episodes; episode i is reset with seed `seed + i`."""

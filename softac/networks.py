@@ -80,3 +80,34 @@ class CriticEnsemble(nn.Module):
             axis_size=self.num_critics,
         )
         return ensemble(self.hidden_sizes)(obs, action)
+
+
+class CategoricalActor(nn.Module):
+    """pi(.|s) over a finite action set: returns the logits [..., num_actions]."""
+
+    hidden_sizes: Sequence[int]
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden_sizes, self.num_actions)(obs)
+
+
+class DiscreteCriticEnsemble(nn.Module):
+    """`num_critics` critics that each output Q(s, .) for every action: returns [num_critics, ..., num_actions]."""
+
+    hidden_sizes: Sequence[int]
+    num_actions: int
+    num_critics: int = 2
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        return ensemble(self.hidden_sizes, self.num_actions)(obs)

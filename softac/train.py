@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from softac.agent import AgentState
-from softac.algorithms import make_agent
+from softac.algorithms import make_agent, resolve_algo
 from softac.checkpoint import load_checkpoint, save_checkpoint
 from softac.config import SACConfig
-from softac.envs import capture_env_state, make_env, restore_env_state, scale_action, space_dims
+from softac.envs import action_spec, capture_env_state, make_env, restore_env_state
 from softac.errors import SoftacError
 from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
 from softac.logger import COLUMNS, RunLogger, truncate_metrics
@@ -108,7 +108,7 @@ class Trainer:
         self.step = step
         self.action_keys = action_keys  # [N, 2]: the acting key stream of every seed
         self.wall_time_offset = wall_time_offset
-        self.action_space = runs[0].env.action_space
+        self.action_spec = action_spec(runs[0].env.action_space)
         self.eval_envs = [[make_env(cfg.env) for _ in range(cfg.eval_episodes)] for _ in runs]
         self.loggers = [RunLogger(run.run_dir, cfg.tensorboard) for run in runs]
         self.metrics: Optional[dict] = None
@@ -152,8 +152,7 @@ class Trainer:
         """Policy-space actions [N, action_dim] for this env step, after the gradient steps due now."""
         cfg = self.cfg
         if self.step < cfg.learning_starts:
-            action_dim = self.action_space.shape[0]
-            return np.stack([run.rng.uniform(-1.0, 1.0, action_dim) for run in self.runs]).astype(np.float32)
+            return np.stack([self.action_spec.random(run.rng) for run in self.runs])
         obs = np.stack([run.obs for run in self.runs])
         if self._update_due():
             batches = self.buffer.sample([run.rng for run in self.runs], cfg.batch_size, cfg.gradient_steps)
@@ -164,7 +163,6 @@ class Trainer:
         return np.asarray(actions)
 
     def _step_envs(self, actions: np.ndarray) -> None:
-        low, high = self.action_space.low, self.action_space.high
         num_seeds = len(self.runs)
         obs = np.empty((num_seeds,) + self.runs[0].obs.shape, np.float32)
         next_obs = np.empty_like(obs)
@@ -172,7 +170,7 @@ class Trainer:
         terminateds = np.empty(num_seeds, np.float32)
         for k, run in enumerate(self.runs):
             obs[k] = run.obs
-            next_obs_k, reward, terminated, truncated, _ = run.env.step(scale_action(actions[k], low, high))
+            next_obs_k, reward, terminated, truncated, _ = run.env.step(self.action_spec.to_env(actions[k]))
             if not (np.all(np.isfinite(next_obs_k)) and np.isfinite(reward)):
                 kept = (f"the last good checkpoint (step {run.last_checkpoint_step}) is kept"
                         if run.last_checkpoint_step is not None else "no checkpoint had been written yet")
@@ -296,14 +294,19 @@ def _progress(cfg: SACConfig):
 
 
 # ----------------------------------------------------------------------------------- entry points
-def _build_agent(cfg: SACConfig, env):
-    return make_agent(cfg, *space_dims(env))
+def _build(cfg: SACConfig, env) -> tuple[SACConfig, object, ReplayBuffer]:
+    """(cfg with its algorithm resolved, the agent, an empty replay buffer) for the seeds of `cfg`."""
+    spec = action_spec(env.action_space)
+    cfg = resolve_algo(cfg, spec)
+    obs_dim = int(env.observation_space.shape[0])
+    agent = make_agent(cfg, obs_dim, spec.dim)
+    return cfg, agent, ReplayBuffer(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim)
 
 
 def train(cfg: SACConfig) -> list[Path]:
     """Train `cfg` from scratch; returns the run directories (one per seed)."""
     envs = [make_env(cfg.env) for _ in cfg.seed_list]  # fails on a bad env before any directory exists
-    agent = _build_agent(cfg, envs[0])
+    cfg, agent, buffer = _build(cfg, envs[0])
     run_dirs = _create_run_dirs(cfg)
     state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(s) for s in cfg.seed_list]))
     runs = []
@@ -312,7 +315,6 @@ def train(cfg: SACConfig) -> list[Path]:
         env.action_space.seed(seed)
         runs.append(SeedRun(seed=seed, run_dir=run_dir, env=env, rng=np.random.default_rng(seed),
                             obs=np.asarray(obs, np.float32)))
-    buffer = ReplayBuffer(len(runs), cfg.buffer_size, agent.obs_dim, agent.action_dim)
     action_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 1) for s in cfg.seed_list])
     return Trainer(cfg, runs, state, buffer, agent, step=0, action_keys=action_keys).run()
 
@@ -336,7 +338,7 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
     cfg = base.replace(**changes)
 
     probe_env = make_env(cfg.env)
-    agent = _build_agent(cfg, probe_env)
+    cfg, agent, buffer = _build(cfg, probe_env)
     probe_env.close()
     template = agent.init(jax.random.PRNGKey(0))
     loaded = [load_checkpoint(d, template) for d in run_dirs]  # every checkpoint read before anything changes
@@ -363,7 +365,6 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
         (run_dir / CONFIG_NAME).write_text(cfg.replace(seed=seed, seeds=None).to_json())
 
     state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[agent_state for agent_state, _, _ in loaded])
-    buffer = ReplayBuffer(len(runs), cfg.buffer_size, agent.obs_dim, agent.action_dim)
     buffer.load_state_dicts([buffer_state for _, buffer_state, _ in loaded])
     wall_time = max(loop["wall_time"] for _, _, loop in loaded)
     action_keys = jnp.stack([jnp.asarray(loop["action_key"]) for _, _, loop in loaded])

@@ -67,3 +67,35 @@ def test_envs():
     _register("softac-test/NaNAfter-v0", "tests.conftest:NaNAfterEnv")
     _register("softac-test/ImageObs-v0", "tests.conftest:ImageObsEnv")
     _register("softac-test/UnboundedAction-v0", "tests.conftest:UnboundedActionEnv")
+    _register("softac-test/FiniteMDP-v0", "tests.conftest:FiniteMDPEnv")
+
+
+class FiniteMDPEnv(gym.Env):
+    """softac.tabular.random_mdp(n_states, n_actions, seed) as a Gymnasium env with one-hot observations.
+
+    Episodes start in a uniformly random state and are cut off (truncated, never terminated) after
+    `horizon` steps, so with bootstrapping through the cut-off the learner faces the infinite-horizon
+    discounted MDP (P, R, gamma) that the tabular solvers solve.
+    """
+
+    def __init__(self, n_states: int = 4, n_actions: int = 3, mdp_seed: int = 0, horizon: int = 20):
+        from softac.tabular import random_mdp
+
+        self.P, self.R = random_mdp(n_states, n_actions, mdp_seed)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (n_states,), np.float32)
+        self.action_space = gym.spaces.Discrete(n_actions)
+        self.horizon, self.state, self.t = horizon, 0, 0
+
+    def _obs(self):
+        return np.eye(len(self.R), dtype=np.float32)[self.state]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state, self.t = int(self.np_random.integers(len(self.R))), 0
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(self.R[self.state, action])
+        self.state = int(self.np_random.choice(len(self.R), p=self.P[self.state, action]))
+        self.t += 1
+        return self._obs(), reward, False, self.t >= self.horizon, {}

@@ -22,7 +22,7 @@ def test_pendulum_reaches_minus_250_within_8000_steps(tmp_path):
 
 @pytest.mark.slow
 def test_sac_v1_pendulum_reaches_minus_250_within_10000_steps(tmp_path):
-    # The `v1-pendulum` preset: SAC v1 (value network, fixed temperature 1/reward_scale = 0.2) with
+    # The `v1-pendulum` preset: SAC v1 (value network, fixed temperature 1/reward_scale = 0.1) with
     # lr 1e-3 for V, Q and pi and 1000 warm-up steps; 10,000 env steps; default seed 0.
     cfg = preset("v1-pendulum").replace(run_root=str(tmp_path), progress=False, tensorboard=False)
     assert cfg.algo == "sac-v1" and cfg.total_steps == 10_000 and cfg.eval_episodes == 10 and cfg.seed == 0

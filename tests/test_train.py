@@ -12,11 +12,13 @@ from softac import SoftacError, load_agent, resume, train
 from softac.algorithms import make_agent
 from softac.checkpoint import load_checkpoint
 from softac.envs import make_env, space_dims
+from softac.evaluate import read_run_config
 from softac.logger import COLUMNS, read_metrics
 from tests.conftest import tiny_config
 
 
-def checkpoint_state(run_dir, cfg):
+def checkpoint_state(run_dir, cfg=None):
+    cfg = read_run_config(run_dir)  # the saved config, with its algorithm resolved
     env = make_env(cfg.env)
     agent = make_agent(cfg, *space_dims(env))
     return load_checkpoint(run_dir, agent.init(jax.random.PRNGKey(0)))
