@@ -47,6 +47,24 @@ class AgentState:
     num_updates: jax.Array  # scalar int32, gradient steps taken
 
 
+def fresh_twin_critic_state(agent, actor_params, critic_params, key: jax.Array) -> AgentState:
+    """An AgentState at the start of training: target critics equal to (a separate copy of) the
+    critics, fresh optimiser states, alpha at its initial value, no updates yet."""
+    log_alpha = jnp.asarray(math.log(agent.initial_alpha), jnp.float32)
+    return AgentState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        # A separate copy: the target must not share buffers with the online critics.
+        target_critic_params=jax.tree_util.tree_map(jnp.copy, critic_params),
+        log_alpha=log_alpha,
+        actor_opt_state=agent.actor_optimizer.init(actor_params),
+        critic_opt_state=agent.critic_optimizer.init(critic_params),
+        alpha_opt_state=agent.alpha_optimizer.init(log_alpha),
+        key=key,
+        num_updates=jnp.zeros((), jnp.int32),
+    )
+
+
 class AgentBase:
     """What every SAC variant shares: the temperature settings and step, and the fused `update_many`.
 
@@ -139,19 +157,7 @@ class SAC(SquashedGaussianAgent):
         action = jnp.zeros((1, self.action_dim), jnp.float32)
         actor_params = self.actor.init(actor_key, obs)["params"]
         critic_params = self.critic.init(critic_key, obs, action)["params"]
-        log_alpha = jnp.asarray(math.log(self.initial_alpha), jnp.float32)
-        return AgentState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            # A separate copy: the target must not share buffers with the online critics.
-            target_critic_params=jax.tree_util.tree_map(jnp.copy, critic_params),
-            log_alpha=log_alpha,
-            actor_opt_state=self.actor_optimizer.init(actor_params),
-            critic_opt_state=self.critic_optimizer.init(critic_params),
-            alpha_opt_state=self.alpha_optimizer.init(log_alpha),
-            key=key,
-            num_updates=jnp.zeros((), jnp.int32),
-        )
+        return fresh_twin_critic_state(self, actor_params, critic_params, key)
 
     # ----------------------------------------------------------------------------------- update
     def update(self, state: AgentState, batch: Batch) -> tuple[AgentState, dict]:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from softac import losses, losses_discrete
-from softac.agent import AgentBase, AgentState, Batch
+from softac.agent import AgentBase, AgentState, Batch, fresh_twin_critic_state
 from softac.config import SACConfig
 from softac.networks import CategoricalActor, DiscreteCriticEnsemble
 
@@ -50,18 +50,7 @@ class SACDiscrete(AgentBase):
         obs = jnp.zeros((1, self.obs_dim), jnp.float32)
         actor_params = self.actor.init(actor_key, obs)["params"]
         critic_params = self.critic.init(critic_key, obs)["params"]
-        log_alpha = jnp.asarray(math.log(self.initial_alpha), jnp.float32)
-        return AgentState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_critic_params=jax.tree_util.tree_map(jnp.copy, critic_params),
-            log_alpha=log_alpha,
-            actor_opt_state=self.actor_optimizer.init(actor_params),
-            critic_opt_state=self.critic_optimizer.init(critic_params),
-            alpha_opt_state=self.alpha_optimizer.init(log_alpha),
-            key=key,
-            num_updates=jnp.zeros((), jnp.int32),
-        )
+        return fresh_twin_critic_state(self, actor_params, critic_params, key)
 
     def sample_action(self, actor_params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """a ~ pi(.|obs) as a float index [..., 1], with log pi(a|obs) [...]."""

@@ -80,6 +80,9 @@ class SACConfig:
     eval_every: int = _doc("Evaluate the deterministic policy every this many env steps (0: only at the end).",
                            default=10_000)
     eval_episodes: int = _doc("Episodes per evaluation.", default=10)
+    stop_at_eval_return: Optional[float] = _doc(
+        "Stop (with a checkpoint) once every seed's mean evaluation return reaches this (like SB3's "
+        "StopTrainingOnRewardThreshold); unset: train for total_steps.", default=None)
     log_every: int = _doc("Write a metrics row every this many env steps.", default=1000)
     checkpoint_every: int = _doc("Save a checkpoint every this many env steps (0: only at the end).",
                                  default=50_000)
@@ -179,6 +182,8 @@ def validate(cfg: SACConfig) -> None:
            f"target_entropy_scale must be in (0, 1), got {cfg.target_entropy_scale!r}.")
     _check(_finite(cfg.initial_alpha) and cfg.initial_alpha > 0,
            f"initial_alpha must be positive, got {cfg.initial_alpha!r}.")
+    _check(cfg.stop_at_eval_return is None or _finite(cfg.stop_at_eval_return),
+           f"stop_at_eval_return must be a finite number, got {cfg.stop_at_eval_return!r}.")
     _check(cfg.target_entropy is None or _finite(cfg.target_entropy),
            f"target_entropy must be a finite number, got {cfg.target_entropy!r}.")
     _check(len(cfg.hidden_sizes) > 0 and all(isinstance(h, int) and h > 0 for h in cfg.hidden_sizes),

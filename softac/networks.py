@@ -59,6 +59,13 @@ class Critic(nn.Module):
         return MLP(self.hidden_sizes, 1)(jnp.concatenate([obs, action], axis=-1))[..., 0]
 
 
+def ensemble_of(module: type[nn.Module], size: int):
+    """`size` independent copies of `module` with a leading parameter axis, applied to the same inputs
+    as one vmapped network; outputs get a leading axis of `size`."""
+    return nn.vmap(module, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0,
+                   axis_size=size)
+
+
 class CriticEnsemble(nn.Module):
     """`num_critics` independent critics evaluated as one vmapped network: returns [num_critics, ...].
 
@@ -71,15 +78,7 @@ class CriticEnsemble(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        ensemble = nn.vmap(
-            Critic,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num_critics,
-        )
-        return ensemble(self.hidden_sizes)(obs, action)
+        return ensemble_of(Critic, self.num_critics)(self.hidden_sizes)(obs, action)
 
 
 class CategoricalActor(nn.Module):
@@ -102,12 +101,4 @@ class DiscreteCriticEnsemble(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        ensemble = nn.vmap(
-            MLP,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num_critics,
-        )
-        return ensemble(self.hidden_sizes, self.num_actions)(obs)
+        return ensemble_of(MLP, self.num_critics)(self.hidden_sizes, self.num_actions)(obs)

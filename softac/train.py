@@ -130,7 +130,7 @@ class Trainer:
         self._rate_mark, self._paused_seconds = (self.step, time.time()), 0.0
         with _progress(cfg) as progress:
             task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
-            while self.step < cfg.total_steps:
+            while self.step < cfg.total_steps and not self._reached_return():
                 self._step_envs(self._choose_actions())
                 self.step += 1
                 self._after_step()
@@ -189,6 +189,11 @@ class Trainer:
             run.obs = np.asarray(next_obs_k, np.float32)
         self.buffer.add(obs, actions, rewards, next_obs, terminateds)
 
+    def _reached_return(self) -> bool:
+        """True once every seed's last evaluation reached `stop_at_eval_return` (if set)."""
+        threshold = self.cfg.stop_at_eval_return
+        return threshold is not None and all(r.last_eval is not None and r.last_eval >= threshold for r in self.runs)
+
     def _after_step(self) -> None:
         cfg, step = self.cfg, self.step
         final = step == cfg.total_steps
@@ -197,6 +202,7 @@ class Trainer:
             started = time.time()
             evaluated = self.evaluate()
             self._paused_seconds += time.time() - started
+            final = final or self._reached_return()
         if final or evaluated is not None or step % cfg.log_every == 0:
             self._log(evaluated)
         if final or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):

@@ -15,52 +15,16 @@ import numpy as np
 import optax
 import pytest
 
-from softac.agent import SAC, Batch
+from softac.agent import SAC
 from softac.config import SACConfig
 
-OBS_DIM, ACTION_DIM, BATCH = 3, 2, 8
+from tests.helpers import ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, jitted, leaves64, make_batch
 LR, GAMMA, TAU = 1e-2, 0.9, 0.3
 
 
 def make_agent(**changes) -> SAC:
     cfg = SACConfig(hidden_sizes=(16, 16), batch_size=BATCH, buffer_size=64, **changes)
     return SAC(cfg, OBS_DIM, ACTION_DIM)
-
-
-def make_batch(seed: int, leading=()) -> Batch:
-    rng = np.random.default_rng(seed)
-    shape = tuple(leading) + (BATCH,)
-    terminated = np.zeros(shape)
-    terminated[..., 1] = 1.0
-    terminated[..., 5] = 1.0
-    return Batch(
-        obs=jnp.asarray(rng.normal(size=shape + (OBS_DIM,)), jnp.float32),
-        action=jnp.asarray(rng.uniform(-1.0, 1.0, size=shape + (ACTION_DIM,)), jnp.float32),
-        reward=jnp.asarray(rng.normal(size=shape), jnp.float32),
-        next_obs=jnp.asarray(rng.normal(size=shape + (OBS_DIM,)), jnp.float32),
-        terminated=jnp.asarray(terminated, jnp.float32),
-    )
-
-
-def leaves64(tree):
-    return [np.asarray(x, np.float64) for x in jax.tree_util.tree_leaves(tree)]
-
-
-def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
-    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
-    for x, y in zip(leaves64(a), leaves64(b)):
-        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
-
-
-_JITTED: dict = {}
-
-
-def jitted(agent: SAC, name: str):
-    """jax.jit of agent.<name>, compiled once per agent (with these tiny networks compiling is the cost)."""
-    key = (id(agent), name)
-    if key not in _JITTED:
-        _JITTED[key] = (agent, jax.jit(getattr(agent, name)))
-    return _JITTED[key][1]
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,13 @@ import numpy as np
 import optax
 import pytest
 
-from softac.agent import Batch
 from softac.agent_v1 import SACV1
 from softac.config import SACConfig
 from softac.errors import SoftacError
 from softac.losses_v1 import soft_value_target, value_based_q_target, value_loss
 
-OBS_DIM, ACTION_DIM, BATCH = 3, 2, 8
+from tests.helpers import (ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, assert_trees_equal, jitted, leaves64,
+                           make_batch)
 GAMMA, TAU = 0.9, 0.3
 # Distinct learning rates per network, so that a mix-up of optimisers shows. LR is the temperature's.
 ACTOR_LR, CRITIC_LR, VALUE_LR, LR = 1e-3, 2e-3, 5e-3, 1e-2
@@ -47,50 +47,8 @@ def make_agent(**changes) -> SACV1:
     return SACV1(SACConfig(**base), OBS_DIM, ACTION_DIM)
 
 
-def make_batch(seed: int, leading=()) -> Batch:
-    rng = np.random.default_rng(seed)
-    shape = tuple(leading) + (BATCH,)
-    terminated = np.zeros(shape)
-    terminated[..., 1] = 1.0
-    terminated[..., 5] = 1.0
-    return Batch(
-        obs=jnp.asarray(rng.normal(size=shape + (OBS_DIM,)), jnp.float32),
-        action=jnp.asarray(rng.uniform(-1.0, 1.0, size=shape + (ACTION_DIM,)), jnp.float32),
-        reward=jnp.asarray(rng.normal(size=shape), jnp.float32),
-        next_obs=jnp.asarray(rng.normal(size=shape + (OBS_DIM,)), jnp.float32),
-        terminated=jnp.asarray(terminated, jnp.float32),
-    )
-
-
-def leaves64(tree):
-    return [np.asarray(x, np.float64) for x in jax.tree_util.tree_leaves(tree)]
-
-
-def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
-    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
-    for x, y in zip(leaves64(a), leaves64(b)):
-        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
-
-
-def assert_trees_equal(a, b):
-    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
-    for x, y in zip(leaves64(a), leaves64(b)):
-        np.testing.assert_array_equal(x, y)
-
-
 def trees_differ(a, b, threshold=1e-4) -> bool:
     return any(np.abs(x - y).max() > threshold for x, y in zip(leaves64(a), leaves64(b)))
-
-
-_JITTED: dict = {}
-
-
-def jitted(agent: SACV1, name: str):
-    """jax.jit of agent.<name>, compiled once per agent."""
-    key = (id(agent), name)
-    if key not in _JITTED:
-        _JITTED[key] = (agent, jax.jit(getattr(agent, name)))
-    return _JITTED[key][1]
 
 
 # ============================================================================ 1. the v1 losses

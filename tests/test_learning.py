@@ -30,3 +30,17 @@ def test_sac_v1_pendulum_reaches_minus_250_within_10000_steps(tmp_path):
     evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
     assert evals[-1]["env_step"] == 10_000
     assert evals[-1]["eval_return_mean"] >= -250, [(r["env_step"], r["eval_return_mean"]) for r in evals]
+
+
+@pytest.mark.slow
+def test_discrete_sac_cartpole_reaches_475_within_50000_steps(tmp_path):
+    # The `cartpole` preset: discrete SAC (categorical actor, exact expectations), published network
+    # and optimiser, 1000 warm-up steps, target entropy 0.5 * log 2; evaluation every 5000 steps with
+    # 10 deterministic episodes; default seed 0. Training stops at the first evaluation >= 475, so the
+    # test takes about 25k steps when it passes and 50k when it fails.
+    cfg = preset("cartpole").replace(run_root=str(tmp_path), progress=False, tensorboard=False,
+                                     stop_at_eval_return=475.0)
+    assert cfg.total_steps == 50_000 and cfg.eval_episodes == 10 and cfg.seed == 0
+    run_dir = train(cfg)[0]
+    evals = [(r["env_step"], r["eval_return_mean"]) for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
+    assert evals[-1][0] <= 50_000 and evals[-1][1] >= 475, evals

@@ -15,6 +15,7 @@ from softac.envs import make_env, space_dims
 from softac.evaluate import read_run_config
 from softac.logger import COLUMNS, read_metrics
 from tests.conftest import tiny_config
+from tests.helpers import assert_trees_equal
 
 
 def checkpoint_state(run_dir, cfg=None):
@@ -22,13 +23,6 @@ def checkpoint_state(run_dir, cfg=None):
     env = make_env(cfg.env)
     agent = make_agent(cfg, *space_dims(env))
     return load_checkpoint(run_dir, agent.init(jax.random.PRNGKey(0)))
-
-
-def assert_trees_equal(a, b):
-    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(leaves_a) == len(leaves_b)
-    for x, y in zip(leaves_a, leaves_b):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_same_seed_same_metrics_and_params(tmp_path):
@@ -138,6 +132,14 @@ def test_non_finite_observation_stops_and_keeps_last_good_checkpoint(tmp_path):
         train(cfg)
     run_dir = tmp_path / "runs" / "nan"
     assert checkpoint_state(run_dir, cfg)[2]["step"] == 100
+
+
+def test_training_stops_with_a_checkpoint_once_evaluation_reaches_the_threshold(tmp_path):
+    run_dir = train(tiny_config(tmp_path, total_steps=400, eval_every=100, stop_at_eval_return=-1e9))[0]
+    assert [r["env_step"] for r in read_metrics(run_dir)][-1] == 100
+    assert checkpoint_state(run_dir)[2]["step"] == 100
+    resume([run_dir], total_steps=200)  # a stopped run can go on
+    assert checkpoint_state(run_dir)[2]["step"] == 200
 
 
 def test_existing_run_directory_is_never_reused(tmp_path):
