@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import flax.serialization
 
@@ -72,3 +72,12 @@ def load_checkpoint(run_dir: str | Path, agent_state_template: Any) -> tuple[Any
 def read_checkpoint_agent(run_dir: str | Path, agent_state_template: Any) -> Any:
     """Only the agent state of a checkpoint (for evaluation); same errors as load_checkpoint."""
     return load_checkpoint(run_dir, agent_state_template)[0]
+
+
+def checkpoint_step(run_dir: str | Path) -> Optional[int]:
+    """The env step of a run directory's checkpoint, or None if it has none or it is unreadable."""
+    try:
+        with open(checkpoint_path(run_dir), "rb") as f:
+            return int(pickle.load(f)["loop"]["step"])
+    except Exception:
+        return None

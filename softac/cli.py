@@ -137,6 +137,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from softac.benchmark import get_suite, run_suite
+
+    suite = get_suite(args.suite, envs=tuple(e for e in (args.envs or "").split(",") if e) or None,
+                      total_steps=args.total_steps, seeds=args.seeds)
+    report = run_suite(suite, out_root=args.out_root, docs=args.docs)
+    return 2 if report["failures"] else 0
+
+
 def cmd_tabular(args: argparse.Namespace) -> int:
     from softac import tabular
 
@@ -174,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-repeats", type=int, default=500, help="jitted updates timed alone")
     p.add_argument("--algos", default="sac,sac-v1", help="comma-separated algorithms, reported side by side")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("benchmark", help="learning curves of a suite of environments against published figures")
+    p.add_argument("--suite", default="mujoco-short", help="mujoco-short, pendulum or smoke (softac/benchmark.py)")
+    p.add_argument("--envs", default=None, help="comma-separated env ids replacing the suite's")
+    p.add_argument("--total-steps", type=int, default=None, help="env steps per run, replacing the suite's")
+    p.add_argument("--seeds", type=_parse_int_tuple, default=None, help="seeds, e.g. 0,1,2, replacing the suite's")
+    p.add_argument("--out-root", type=Path, default=Path("benchmarks/results"), help="where the runs live")
+    p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"), help="the page to (re)generate")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("tabular", help="exact soft policy iteration on a finite MDP")
     p.add_argument("--mdp", default="frozenlake", choices=["frozenlake", "cliffwalking", "taxi", "random"])

@@ -90,6 +90,8 @@ class SACConfig:
     run_name: Optional[str] = _doc("Run directory name (default <env>__<algo>__seed<k>__<timestamp>).",
                                    default=None)
     progress: bool = _doc("Show a progress bar.", default=True)
+    print_evaluations: bool = _doc("Print one line per seed at every evaluation (env, seed, step, steps/s, "
+                                   "evaluation return): a log for long unattended runs.", default=False)
     tensorboard: bool = _doc("Write TensorBoard event files.", default=True)
 
     def __post_init__(self) -> None:

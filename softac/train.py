@@ -239,6 +239,9 @@ class Trainer:
             if eval_returns is not None:
                 row["eval_return_mean"] = float(eval_returns[k].mean())
                 row["eval_return_std"] = float(eval_returns[k].std())
+                if self.cfg.print_evaluations:
+                    print(f"{self.cfg.env} seed {run.seed}: env step {self.step}, {rate:.1f} steps/s, evaluation "
+                          f"return {row['eval_return_mean']:.1f} +- {row['eval_return_std']:.1f}", flush=True)
             if metrics is not None:
                 row.update({name: float(value[k]) for name, value in metrics.items() if name in COLUMNS})
             logger.log(row)

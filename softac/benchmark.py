@@ -1,0 +1,276 @@
+"""Published-results benchmark: learning curves of named suites, compared with reference figures.
+
+`softac benchmark --suite NAME` trains every environment of the suite with all its seeds at once
+(the seeds axis), evaluating every `eval_every` steps, then writes
+- `docs/benchmarks/<suite>/<env>.png`: evaluation return against env steps, mean and spread over seeds;
+- `docs/benchmarks/<suite>/<env>/seed<k>.csv`: the raw metrics of every seed;
+- the suite's section of `docs/benchmarks.md`: the machine, the table of measured means beside the
+  reference figures, wall time and env steps/s per run (never typed by hand: rerun the command).
+
+A suite is data (SUITES below; `--envs`, `--total-steps`, `--seeds` override it). Runs live under
+`<out_root>/<suite>/` and checkpoint at every evaluation, so an interrupted benchmark continues from
+its last checkpoint when the same command runs again (finished evaluations are kept), and finished
+runs are not trained again. One environment's failure is reported and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from softac.checkpoint import checkpoint_step
+from softac.config import SACConfig, preset
+from softac.errors import SoftacError
+from softac.logger import read_metrics
+from softac.train import resume, run_dir_name, train
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published deterministic evaluation return (a range, or one figure with low == high) at a step."""
+
+    step: int
+    low: float
+    high: float
+
+    def text(self) -> str:
+        return f"{self.low:,.0f}" if self.low == self.high else f"{self.low:,.0f} to {self.high:,.0f}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A list of environments trained with one config for a step budget, several seeds each."""
+
+    name: str
+    envs: tuple[str, ...]
+    total_steps: int
+    seeds: tuple[int, ...]
+    eval_every: int
+    eval_episodes: int = 10
+    base_preset: str = "paper"
+    config: dict = field(default_factory=dict)  # further SACConfig changes
+    references: dict = field(default_factory=dict)  # env -> tuple[Reference, ...]
+    target_return: Optional[float] = None  # report the steps and wall time to reach this
+    description: str = ""
+
+    def run_config(self, env_id: str, out_root: Path) -> SACConfig:
+        base = preset(self.base_preset)
+        return base.replace(env=env_id, total_steps=self.total_steps, seeds=self.seeds, seed=self.seeds[0],
+                            eval_every=self.eval_every, eval_episodes=self.eval_episodes,
+                            checkpoint_every=self.eval_every, log_every=min(base.log_every, self.eval_every),
+                            run_root=str(out_root / self.name), run_name=env_id.replace("/", "-"),
+                            progress=False, print_evaluations=True, **self.config)
+
+
+# Reference figures: deterministic evaluation returns from the published curves of well-known SAC
+# implementations on the v2/v4 MuJoCo tasks (v5 is close but not identical).
+MUJOCO_REFERENCES = {
+    "HalfCheetah-v5": (Reference(100_000, 5500, 5500), Reference(300_000, 7900, 8500)),
+    "Hopper-v5": (Reference(100_000, 1000, 1400), Reference(300_000, 2350, 3000)),
+}
+
+SUITES: dict[str, Suite] = {
+    "mujoco-short": Suite(
+        name="mujoco-short", envs=("HalfCheetah-v5", "Hopper-v5"), total_steps=300_000, seeds=(0, 1, 2),
+        eval_every=10_000, references=MUJOCO_REFERENCES,
+        description="SAC v2, published hyperparameters, learning_starts 5000, 3 seeds trained together."),
+    "pendulum": Suite(
+        name="pendulum", envs=("Pendulum-v1",), total_steps=8000, seeds=(0, 1, 2, 3, 4), eval_every=500,
+        base_preset="pendulum", target_return=-200.0,
+        description="The quick check: SAC v2 with the `pendulum` preset, 5 seeds trained together."),
+    "smoke": Suite(
+        name="smoke", envs=("Pendulum-v1",), total_steps=600, seeds=(0, 1), eval_every=200, eval_episodes=2,
+        config={"learning_starts": 200, "hidden_sizes": (32, 32), "batch_size": 32, "tensorboard": False},
+        references={"Pendulum-v1": (Reference(600, -1500, -1000),)}, target_return=-1500.0,
+        description="A seconds-long check of the benchmark machinery itself (tests use it)."),
+}
+
+
+def get_suite(name: str, envs: Optional[tuple[str, ...]] = None, total_steps: Optional[int] = None,
+              seeds: Optional[tuple[int, ...]] = None) -> Suite:
+    """The suite `name` with the given overrides; SoftacError for an unknown name."""
+    if name not in SUITES:
+        raise SoftacError(f"Unknown benchmark suite {name!r}; choose one of {', '.join(sorted(SUITES))}.")
+    changes: dict[str, Any] = {}
+    if envs:
+        changes["envs"] = tuple(envs)
+    if total_steps is not None:
+        changes["total_steps"] = total_steps
+    if seeds:
+        changes["seeds"] = tuple(seeds)
+    return replace(SUITES[name], **changes)
+
+
+# ------------------------------------------------------------------------------------ running
+def _run_dirs(cfg: SACConfig) -> list[Path]:
+    return [Path(cfg.run_root) / run_dir_name(cfg, seed, "") for seed in cfg.seed_list]
+
+
+def run_env(suite: Suite, env_id: str, out_root: Path) -> list[Path]:
+    """Train (or continue, or skip if finished) the seeds of one environment; returns their run directories."""
+    cfg = suite.run_config(env_id, out_root)
+    dirs = _run_dirs(cfg)
+    steps = [checkpoint_step(d) for d in dirs]
+    if all(s is not None for s in steps):
+        if min(steps) >= suite.total_steps:
+            print(f"{env_id}: finished earlier ({suite.total_steps} steps), not trained again", flush=True)
+            return dirs
+        print(f"{env_id}: continuing from env step {min(steps)}", flush=True)
+        return resume(dirs, total_steps=suite.total_steps, progress=False)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for d in dirs:  # a run that died before its first checkpoint has nothing to continue: set it aside
+        if d.exists():
+            d.rename(d.with_name(f"{d.name}.incomplete-{stamp}"))
+    return train(cfg)
+
+
+def run_suite(suite: Suite, out_root: str | Path = "benchmarks/results", docs: str | Path = "docs/benchmarks.md") -> dict:
+    """Run every environment of `suite` (one failure does not stop the others), then write the report."""
+    out_root, docs = Path(out_root), Path(docs)
+    print(f"benchmark {suite.name}: {', '.join(suite.envs)}; {suite.total_steps} steps; seeds "
+          f"{','.join(map(str, suite.seeds))}; runs under {out_root / suite.name}", flush=True)
+    results, failures = {}, {}
+    for env_id in suite.envs:
+        started = time.time()
+        try:
+            results[env_id] = run_env(suite, env_id, out_root)
+        except Exception as exc:  # keep the other environments' results
+            failures[env_id] = f"{type(exc).__name__}: {exc}"
+            print(f"{env_id}: FAILED after {time.time() - started:.0f} s: {failures[env_id]}", flush=True)
+    report = write_report(suite, results, failures, docs)
+    print(report["table"])
+    return report
+
+
+# ------------------------------------------------------------------------------------ report
+def _eval_at(rows: list[dict], step: int) -> Optional[float]:
+    for r in rows:
+        if r["env_step"] == step and r["eval_return_mean"] is not None:
+            return r["eval_return_mean"]
+    return None
+
+
+def env_summary(suite: Suite, run_dirs: list[Path]) -> dict:
+    """Figures of one environment's seeds: evaluation means at the reference and final steps, wall time,
+    training env steps/s, and the steps and wall time to `target_return` per seed."""
+    all_rows = [read_metrics(d) for d in run_dirs]
+    evals = [[r for r in rows if r["eval_return_mean"] is not None] for rows in all_rows]
+    final_step = int(min(rows[-1]["env_step"] for rows in evals))
+    references = [r.step for r in suite.references.get(_env_of(run_dirs[0]), ()) if r.step <= suite.total_steps]
+    steps = sorted(set(references) | {final_step})
+    at = {}
+    for step in steps:
+        values = [v for v in (_eval_at(rows, step) for rows in evals) if v is not None]
+        at[step] = (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
+    # Training throughput: rows once updates run (they carry losses), less the first (it includes compiling).
+    rates = [r["steps_per_second"] for rows in all_rows
+             for r in [r for r in rows if r["critic_loss"] is not None][1:] if r["steps_per_second"] is not None]
+    reach = []
+    if suite.target_return is not None:
+        for rows in evals:
+            first = next((r for r in rows if r["eval_return_mean"] >= suite.target_return), None)
+            reach.append(None if first is None else (int(first["env_step"]), float(first["wall_time"])))
+    return {
+        "at": at,
+        "final_step": final_step,
+        "wall_time": max(rows[-1]["wall_time"] for rows in all_rows),
+        "steps_per_second": float(np.median(rates)) if rates else float("nan"),
+        "reach": reach,
+    }
+
+
+def _env_of(run_dir: Path) -> str:
+    from softac.evaluate import read_run_config
+
+    return read_run_config(run_dir).env
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import jax
+
+    return (f"{cpu}, {os.cpu_count()} cores, {jax.devices()[0].platform} JAX {jax.__version__}, "
+            f"Python {platform.python_version()}, {platform.system()}")
+
+
+def write_report(suite: Suite, results: dict[str, list[Path]], failures: dict[str, str], docs: Path) -> dict:
+    """Write plots, raw metrics and the suite's section of `docs`; returns the figures and the table."""
+    from softac.plot import plot_runs
+
+    assets = docs.parent / docs.stem / suite.name
+    assets.mkdir(parents=True, exist_ok=True)
+    lines = [f"| environment | env step | measured mean +- std (seeds) | reference | wall time | env steps/s |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    figures, plots, reach_lines = {}, [], []
+    for env_id, run_dirs in results.items():
+        summary = env_summary(suite, run_dirs)
+        figures[env_id] = summary
+        references = {r.step: r for r in suite.references.get(env_id, ())}
+        for step, measured in summary["at"].items():
+            text = "not reached" if measured is None else f"{measured[0]:,.1f} +- {measured[1]:,.1f} ({measured[2]})"
+            ref = references[step].text() if step in references else "-"
+            rate = summary["steps_per_second"]
+            lines.append(f"| {env_id} | {step:,} | {text} | {ref} | {summary['wall_time'] / 60:.1f} min "
+                         f"| {'-' if np.isnan(rate) else f'{rate:.1f}'} |")
+        safe = env_id.replace("/", "-")
+        plot = plot_runs(run_dirs, assets / f"{safe}.png", title=f"{env_id} ({suite.name}, {len(run_dirs)} seeds)")
+        plots.append((env_id, plot))
+        for seed, run_dir in zip(suite.seeds, run_dirs):
+            raw = assets / safe / f"seed{seed}.csv"
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / "metrics.csv", raw)
+        if suite.target_return is not None:
+            cells = ["not reached" if r is None else f"{r[0]:,} steps / {r[1]:.0f} s" for r in summary["reach"]]
+            reached = [r for r in summary["reach"] if r is not None]
+            mean = (f"mean {np.mean([r[0] for r in reached]):,.0f} steps, {np.mean([r[1] for r in reached]):.0f} s"
+                    if reached else "none reached")
+            reach_lines.append(f"- {env_id}, steps / wall time to a mean evaluation return of "
+                               f"{suite.target_return:g}, per seed {', '.join(map(str, suite.seeds))}: "
+                               f"{'; '.join(cells)} ({mean}, {len(reached)} of {len(cells)} seeds).")
+    for env_id, error in failures.items():
+        lines.append(f"| {env_id} | - | FAILED: {error} | - | - | - |")
+    table = "\n".join(lines)
+
+    section = [f"## Suite `{suite.name}`", "",
+               suite.description, "",
+               f"Command: `softac benchmark --suite {suite.name}`; generated "
+               f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {_machine()}.",
+               f"{suite.total_steps:,} env steps per run, seeds {', '.join(map(str, suite.seeds))}, deterministic "
+               f"evaluation every {suite.eval_every:,} steps over {suite.eval_episodes} episodes. Wall time is that "
+               "of the process training all seeds together; env steps/s is the median of the metrics rows "
+               "once updates run (per seed, without evaluation and checkpoint time).", "", table, ""]
+    section += reach_lines + ([""] if reach_lines else [])
+    for env_id, plot in plots:
+        section.append(f"![{env_id}]({plot.relative_to(docs.parent).as_posix()})")
+    section.append("")
+    _replace_section(docs, suite.name, "\n".join(section))
+    return {"figures": figures, "failures": failures, "table": table}
+
+
+def _replace_section(docs: Path, suite_name: str, body: str) -> None:
+    """Put `body` between this suite's markers in `docs` (creating the page if needed), atomically."""
+    start, end = f"<!-- suite:{suite_name}:start -->", f"<!-- suite:{suite_name}:end -->"
+    header = ("# Benchmarks\n\nGenerated by `softac benchmark --suite NAME`; every figure on this page comes from "
+              "the runs of that command (see softac/benchmark.py). Rerun the command to regenerate a section.\n")
+    text = docs.read_text() if docs.exists() else header
+    block = f"{start}\n{body}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    tmp = docs.with_name(f".{docs.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, docs)
