@@ -213,7 +213,7 @@ def write_report(suite: Suite, results: dict[str, list[Path]], failures: dict[st
 
     assets = docs.parent / docs.stem / suite.name
     assets.mkdir(parents=True, exist_ok=True)
-    lines = [f"| environment | env step | measured mean +- std (seeds) | reference | wall time | env steps/s |",
+    lines = ["| environment | env step | measured mean +- std (seeds) | reference | wall time | env steps/s |",
              "| --- | --- | --- | --- | --- | --- |"]
     figures, plots, reach_lines = {}, [], []
     for env_id, run_dirs in results.items():
