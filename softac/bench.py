@@ -89,10 +89,12 @@ def updates_per_second(agent, repeats: int) -> tuple[float, float]:
 
 
 def training_steps_per_second(algo: str, env_id: str, learning_starts: int, train_steps: int,
-                              log_every: int = 500) -> float:
-    """Env steps/s of a real training run after warm-up, skipping the first logged interval (compilation)."""
+                              log_every: int = 500, num_seeds: int = 1) -> float:
+    """Env steps/s (per seed) of a real training run after warm-up, skipping the first logged interval
+    (compilation); with num_seeds > 1 the seeds train together on the vmapped seed axis."""
     with tempfile.TemporaryDirectory() as root:
-        cfg = SACConfig(algo=algo, env=env_id, learning_starts=learning_starts, total_steps=learning_starts + train_steps,
+        cfg = SACConfig(algo=algo, env=env_id, seeds=tuple(range(num_seeds)) if num_seeds > 1 else None,
+                        learning_starts=learning_starts, total_steps=learning_starts + train_steps,
                         eval_every=0, eval_episodes=1, log_every=log_every, checkpoint_every=0, run_root=root,
                         progress=False, tensorboard=False)
         from softac.train import train
@@ -105,7 +107,7 @@ def training_steps_per_second(algo: str, env_id: str, learning_starts: int, trai
 
 
 def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learning_starts: int = 5000,
-                  update_repeats: int = 500, algos: tuple[str, ...] = ("sac", "sac-v1")) -> dict:
+                  update_repeats: int = 500, algos: tuple[str, ...] = ("sac", "sac-v1"), num_seeds: int = 1) -> dict:
     """Measure and print (a), (b), (c) of the module docstring for each algorithm; returns the figures."""
     env = make_env(env_id)
     obs_dim, action_dim = space_dims(env)
@@ -117,11 +119,12 @@ def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learn
     figures = {"matmul_flops_per_second": rate}
     for algo in algos:
         agent = make_agent(SACConfig(algo=algo, env=env_id), obs_dim, action_dim)
-        steps_per_s = training_steps_per_second(algo, env_id, learning_starts, train_steps)
+        steps_per_s = training_steps_per_second(algo, env_id, learning_starts, train_steps, num_seeds=num_seeds)
         ups, flops = updates_per_second(agent, update_repeats)
         ceiling = rate / flops
         print(f"[{algo}] (a) training: {steps_per_s:7.1f} env steps/s (1 update per step, after {learning_starts} "
-              f"warm-up steps)")
+              f"warm-up steps)" + (f" per seed, {num_seeds} seeds at once: {num_seeds * steps_per_s:.1f} in all; "
+                                   "fractions below are per seed" if num_seeds > 1 else ""))
         print(f"[{algo}] (b) jitted update alone: {ups:7.1f} updates/s")
         print(f"[{algo}] (c) {flops / 1e6:.1f} MFLOP per update (XLA); ceiling {ceiling:.1f} updates/s; "
               f"fraction reached: training {steps_per_s / ceiling:.1%}, update alone {ups / ceiling:.1%}")

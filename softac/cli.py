@@ -130,10 +130,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     algos = tuple(a for a in args.algos.split(",") if a)
     unknown = [a for a in algos if a not in ALGORITHMS]
+    if args.seeds < 1:
+        raise SoftacError(f"--seeds must be a positive number of seeds, got {args.seeds}.")
     if unknown or not algos:
         raise SoftacError(f"--algos must name algorithms among {', '.join(ALGORITHMS)}, got {args.algos!r}.")
     run_benchmark(env_id=args.env, train_steps=args.train_steps, learning_starts=args.learning_starts,
-                  update_repeats=args.update_repeats, algos=algos)
+                  update_repeats=args.update_repeats, algos=algos, num_seeds=args.seeds)
     return 0
 
 
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-starts", type=int, default=5000)
     p.add_argument("--update-repeats", type=int, default=500, help="jitted updates timed alone")
     p.add_argument("--algos", default="sac,sac-v1", help="comma-separated algorithms, reported side by side")
+    p.add_argument("--seeds", type=int, default=1, help="train this many seeds at once for (a)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("benchmark", help="learning curves of a suite of environments against published figures")
