@@ -14,7 +14,7 @@ def test_smoke_suite_writes_table_plots_and_raw_metrics(tmp_path):
     report = run_suite(get_suite("smoke"), out_root=tmp_path / "runs", docs=docs)
     text = docs.read_text()
     assert "## Suite `smoke`" in text and "| Pendulum-v1 | 600 |" in text and "-1,500 to -1,000" in text
-    assert "steps / wall time to a mean evaluation return of -1500" in text
+    assert "Steps / wall time to a mean evaluation return of -1500" in text
     assert (tmp_path / "docs" / "benchmarks" / "smoke" / "Pendulum-v1.png").stat().st_size > 0
     for seed in (0, 1):
         raw = tmp_path / "docs" / "benchmarks" / "smoke" / "Pendulum-v1" / f"seed{seed}.csv"
@@ -45,14 +45,20 @@ def test_a_failing_environment_does_not_lose_the_others(tmp_path, capsys):
                  "--total-steps", "400", "--out-root", str(tmp_path / "runs"), "--docs", str(docs)])
     assert code == 2
     text = docs.read_text()
-    assert "| softac-test/NaNAfter-v0 | - | FAILED: SoftacError: The environment of seed 0 returned a non-finite" in text
+    assert "The last run FAILED: SoftacError: The environment of seed 0 returned a non-finite" in text
     assert "| Pendulum-v1 | 400 |" in text
+    assert "FAILED" in capsys.readouterr().out
 
 
-def test_regenerating_a_suite_replaces_only_its_section(tmp_path):
+def test_environments_run_separately_keep_each_others_blocks(tmp_path):
+    # e.g. one MuJoCo environment per session: each run regenerates its own block and keeps the others.
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Benchmarks\n\n<!-- suite:other:start -->\nkeep me\n<!-- suite:other:end -->\n")
-    for _ in range(2):
-        run_suite(get_suite("smoke", total_steps=200), out_root=tmp_path / "runs", docs=docs)
+    runs = tmp_path / "runs"
+    run_suite(get_suite("smoke", total_steps=200), out_root=runs, docs=docs)
+    run_suite(get_suite("smoke", envs=("MountainCarContinuous-v0",), total_steps=200), out_root=runs, docs=docs)
+    run_suite(get_suite("smoke", total_steps=200), out_root=runs, docs=docs)  # regenerate the first again
     text = docs.read_text()
     assert "keep me" in text and text.count("## Suite `smoke`") == 1
+    assert text.count("### Pendulum-v1") == 1 and text.count("### MountainCarContinuous-v0") == 1
+    assert text.index("## Suite `smoke`") < text.index("### Pendulum-v1") < text.index("### MountainCarContinuous-v0")
