@@ -116,9 +116,10 @@ class SACConfig:
             return self.alpha
         if self.reward_scale is not None:
             return 1.0 / self.reward_scale
-        if self.learn_alpha is False or (self.algo == "sac-v1" and not self.learn_alpha):
-            return 1.0 / DEFAULT_V1_REWARD_SCALE if self.algo == "sac-v1" else self.initial_alpha
-        return None
+        learned = self.learn_alpha if self.learn_alpha is not None else self.algo != "sac-v1"
+        if learned:
+            return None
+        return 1.0 / DEFAULT_V1_REWARD_SCALE if self.algo == "sac-v1" else self.initial_alpha
 
     @property
     def seed_list(self) -> tuple[int, ...]:
