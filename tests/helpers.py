@@ -52,3 +52,23 @@ def jitted(agent, name: str):
     if key not in _JITTED:
         _JITTED[key] = (agent, jax.jit(getattr(agent, name)))
     return _JITTED[key][1]
+
+
+def assert_update_many_equals_sequential_updates(agent, update, state, batches: Batch, num_steps: int) -> None:
+    """agent.update_many over `num_steps` batches == that many sequential `update` calls: same state
+    (and key, and count), metrics the means over the steps, and not the result of a single step."""
+    fused, fused_metrics = jax.jit(agent.update_many)(state, batches)
+    sequential, seq_metrics = state, []
+    for g in range(num_steps):
+        sequential, m = update(sequential, jax.tree_util.tree_map(lambda x: x[g], batches))
+        seq_metrics.append(m)
+    assert int(fused.num_updates) == num_steps and int(sequential.num_updates) == num_steps
+    np.testing.assert_array_equal(np.asarray(fused.key), np.asarray(sequential.key))
+    assert_trees_close(fused, sequential, rtol=1e-4, atol=1e-5)
+    assert set(fused_metrics) == set(seq_metrics[0])
+    for name in seq_metrics[0]:
+        expected = np.mean([float(m[name]) for m in seq_metrics])
+        np.testing.assert_allclose(float(fused_metrics[name]), expected, rtol=1e-4, atol=1e-6, err_msg=name)
+    one_step, _ = update(state, jax.tree_util.tree_map(lambda x: x[0], batches))
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(leaves64(fused.critic_params),
+                                                          leaves64(one_step.critic_params)))

@@ -18,7 +18,7 @@ import pytest
 from softac.agent import SAC
 from softac.config import SACConfig
 
-from tests.helpers import ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, jitted, leaves64, make_batch
+from tests.helpers import assert_update_many_equals_sequential_updates, ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, jitted, leaves64, make_batch
 LR, GAMMA, TAU = 1e-2, 0.9, 0.3
 
 
@@ -215,21 +215,5 @@ def test_fixed_temperature_stays_fixed(base):
 # ------------------------------------------------------------------------------ update_many
 def test_update_many_equals_sequential_updates(base):
     agent, init, update = base
-    state = init(jax.random.PRNGKey(5))
-    batches = make_batch(11, leading=(3,))
-    fused, fused_metrics = jax.jit(agent.update_many)(state, batches)
-
-    sequential, seq_metrics = state, []
-    for g in range(3):
-        sequential, m = update(sequential, jax.tree_util.tree_map(lambda x: x[g], batches))
-        seq_metrics.append(m)
-    assert int(fused.num_updates) == 3 and int(sequential.num_updates) == 3
-    np.testing.assert_array_equal(np.asarray(fused.key), np.asarray(sequential.key))
-    assert_trees_close(fused, sequential, rtol=1e-4, atol=1e-5)
-    for name in ("critic_loss", "actor_loss", "entropy", "alpha_loss", "alpha", "q_mean"):
-        expected = np.mean([float(m[name]) for m in seq_metrics])
-        assert float(fused_metrics[name]) == pytest.approx(expected, rel=1e-4, abs=1e-6), name
-    # The three steps are distinct: the fused state is not one step's result.
-    one_step, _ = update(state, jax.tree_util.tree_map(lambda x: x[0], batches))
-    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(leaves64(fused.critic_params),
-                                                          leaves64(one_step.critic_params)))
+    assert_update_many_equals_sequential_updates(agent, update, init(jax.random.PRNGKey(5)),
+                                                 make_batch(11, leading=(3,)), num_steps=3)

@@ -27,8 +27,8 @@ from softac.config import SACConfig
 from softac.errors import SoftacError
 from softac.losses_v1 import soft_value_target, value_based_q_target, value_loss
 
-from tests.helpers import (ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, assert_trees_equal, jitted, leaves64,
-                           make_batch)
+from tests.helpers import (ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, assert_trees_equal,
+                           assert_update_many_equals_sequential_updates, jitted, leaves64, make_batch)
 GAMMA, TAU = 0.9, 0.3
 # Distinct learning rates per network, so that a mix-up of optimisers shows. LR is the temperature's.
 ACTOR_LR, CRITIC_LR, VALUE_LR, LR = 1e-3, 2e-3, 5e-3, 1e-2
@@ -412,22 +412,5 @@ def test_config_v1_temperature_defaults():
 # ----------------------------------------------------------------------------- 7. update_many
 def test_update_many_equals_sequential_updates(base):
     agent, init, update = base
-    state = init(jax.random.PRNGKey(5))
-    batches = make_batch(11, leading=(2,))
-    fused, fused_metrics = jax.jit(agent.update_many)(state, batches)
-
-    sequential, seq_metrics = state, []
-    for g in range(2):
-        sequential, m = update(sequential, jax.tree_util.tree_map(lambda x: x[g], batches))
-        seq_metrics.append(m)
-    assert int(fused.num_updates) == 2 and int(sequential.num_updates) == 2
-    np.testing.assert_array_equal(np.asarray(fused.key), np.asarray(sequential.key))
-    assert_trees_close(fused, sequential, rtol=1e-4, atol=1e-5)
-    assert set(fused_metrics) == set(seq_metrics[0])
-    for name in seq_metrics[0]:
-        expected = np.mean([float(m[name]) for m in seq_metrics])
-        assert float(fused_metrics[name]) == pytest.approx(expected, rel=1e-4, abs=1e-6), name
-    # The two steps are distinct: the fused state is not one step's result.
-    one_step, _ = update(state, jax.tree_util.tree_map(lambda x: x[0], batches))
-    assert trees_differ(fused.value_params, one_step.value_params)
-    assert trees_differ(fused.critic_params, one_step.critic_params)
+    assert_update_many_equals_sequential_updates(agent, update, init(jax.random.PRNGKey(5)),
+                                                 make_batch(11, leading=(2,)), num_steps=2)
