@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import pickle
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -37,9 +38,36 @@ def check_env_id(env_id: str) -> None:
     raise SoftacError(f"Unknown environment id {env_id!r}{hint}")
 
 
+_MUJOCO_WARNINGS_SEEN: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """MuJoCo warning handler: each distinct message once per process, as a Python warning."""
+    text = message.strip()
+    if text not in _MUJOCO_WARNINGS_SEEN:
+        _MUJOCO_WARNINGS_SEEN.add(text)
+        warnings.warn(f"MuJoCo: {text}", RuntimeWarning, stacklevel=2)
+
+
+def quiet_repeated_mujoco_warnings() -> None:
+    """Route MuJoCo's C-level warnings through `warnings.warn`, each distinct message once.
+
+    MuJoCo's default handler prints every warning and appends it to MUJOCO_LOG.TXT in the current
+    directory; Gymnasium's bundled HalfCheetah model triggers a deprecation warning on every
+    construction, i.e. once per training and evaluation env. A handler the user installed is kept.
+    """
+    try:
+        import mujoco
+    except ImportError:
+        return
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_warn_once)
+
+
 def make_env(env_id: str) -> gym.Env:
     """gym.make(env_id) with its spaces checked; errors a user can cause become SoftacError."""
     check_env_id(env_id)
+    quiet_repeated_mujoco_warnings()
     try:
         env = gym.make(env_id)
     except (gym.error.Error, ImportError) as exc:
