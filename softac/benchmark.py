@@ -7,7 +7,9 @@
 - the suite's section of `docs/benchmarks.md`: the machine, the table of measured means beside the
   reference figures, wall time and env steps/s per run (never typed by hand: rerun the command).
 
-A suite is data (SUITES below; `--envs`, `--total-steps`, `--seeds` override it). Runs live under
+A suite is configuration: a TOML file, built in (softac/suites/<name>.toml) or given by path, naming the
+environments, step budget, seeds, evaluation schedule, preset and config changes, and the reference
+figures (`load_suite` documents and checks the keys; `--envs`, `--total-steps`, `--seeds` override it). Runs live under
 `<out_root>/<suite>/` and checkpoint at every evaluation, so an interrupted benchmark continues from
 its last checkpoint when the same command runs again (finished evaluations are kept), and finished
 runs are not trained again. One environment's failure is reported and does not stop the others.
@@ -20,7 +22,8 @@ import platform
 import re
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+import tomllib
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -28,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from softac.checkpoint import checkpoint_step
-from softac.config import SACConfig, preset
+from softac.config import SACConfig, preset, validate
 from softac.errors import SoftacError
 from softac.logger import read_metrics
 from softac.train import resume, run_dir_name, train
@@ -61,45 +64,133 @@ class Suite:
     references: dict = field(default_factory=dict)  # env -> tuple[Reference, ...]
     target_return: Optional[float] = None  # report the steps and wall time to reach this
     description: str = ""
+    source: str = ""  # what `--suite` names: a built-in suite's name or the path of its .toml file
+    default_total_steps: int = 0  # the budget the suite file gives (total_steps may be overridden)
 
     def run_config(self, env_id: str, out_root: Path) -> SACConfig:
-        base = preset(self.base_preset)
+        base = preset(self.base_preset).replace(**self.config)
         return base.replace(env=env_id, total_steps=self.total_steps, seeds=self.seeds, seed=self.seeds[0],
                             eval_every=self.eval_every, eval_episodes=self.eval_episodes,
                             checkpoint_every=self.eval_every, log_every=min(base.log_every, self.eval_every),
                             run_root=str(out_root / self.name), run_name=env_id.replace("/", "-"),
-                            progress=False, print_evaluations=True, **self.config)
+                            progress=False, print_evaluations=True)
 
 
-# Reference figures: deterministic evaluation returns from the published curves of well-known SAC
-# implementations on the v2/v4 MuJoCo tasks (v5 is close but not identical).
-MUJOCO_REFERENCES = {
-    "HalfCheetah-v5": (Reference(100_000, 5500, 5500), Reference(300_000, 7900, 8500)),
-    "Hopper-v5": (Reference(100_000, 1000, 1400), Reference(300_000, 2350, 3000)),
-}
+# Config fields a suite sets from its own keys (or for its runs); [config] may not set them.
+SUITE_SET_FIELDS = ("env", "total_steps", "seeds", "seed", "eval_every", "eval_episodes", "checkpoint_every",
+                    "run_root", "run_name", "progress", "print_evaluations")
 
-SUITES: dict[str, Suite] = {
-    "mujoco-short": Suite(
-        name="mujoco-short", envs=("HalfCheetah-v5", "Hopper-v5"), total_steps=300_000, seeds=(0, 1, 2),
-        eval_every=10_000, references=MUJOCO_REFERENCES,
-        description="SAC v2, published hyperparameters, learning_starts 5000, 3 seeds trained together."),
-    "pendulum": Suite(
-        name="pendulum", envs=("Pendulum-v1",), total_steps=8000, seeds=(0, 1, 2, 3, 4), eval_every=500,
-        base_preset="pendulum", target_return=-200.0,
-        description="The quick check: SAC v2 with the `pendulum` preset, 5 seeds trained together."),
-    "smoke": Suite(
-        name="smoke", envs=("Pendulum-v1",), total_steps=600, seeds=(0, 1), eval_every=200, eval_episodes=2,
-        config={"learning_starts": 200, "hidden_sizes": (32, 32), "batch_size": 32, "tensorboard": False},
-        references={"Pendulum-v1": (Reference(600, -1500, -1000),)}, target_return=-1500.0,
-        description="A seconds-long check of the benchmark machinery itself (tests use it)."),
-}
+
+SUITES_DIR = Path(__file__).parent / "suites"
+SUITE_KEYS = {"name", "description", "envs", "total_steps", "seeds", "eval_every", "eval_episodes", "preset",
+              "config", "references", "target_return"}
+
+
+def builtin_suites() -> list[str]:
+    """Names of the suites shipped with softac (softac/suites/<name>.toml)."""
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def _suite_file(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise SoftacError(f"Benchmark suite file {str(path)!r} does not exist.")
+        return path
+    if (SUITES_DIR / f"{name_or_path}.toml").is_file():
+        return SUITES_DIR / f"{name_or_path}.toml"
+    raise SoftacError(f"Unknown benchmark suite {name_or_path!r}; choose one of {', '.join(builtin_suites())} "
+                      "or give the path of a .toml suite file.")
+
+
+def _positive_int(data: dict, key: str, where: str) -> int:
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise SoftacError(f"{where}: {key} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _references(data: Any, where: str) -> dict[str, tuple[Reference, ...]]:
+    """[references.<env>] tables of `<env step> = return` or `<env step> = [low, high]`."""
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise SoftacError(f"{where}: references must be tables [references.<env id>] of step = return.")
+    out = {}
+    for env_id, table in data.items():
+        refs = []
+        for step, value in table.items():
+            low, high = (value, value) if not isinstance(value, list) else (tuple(value) + (None, None))[:2]
+            try:
+                step_number = int(step)
+            except ValueError:
+                step_number = 0
+            if step_number <= 0 or (isinstance(value, list) and len(value) != 2) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+                raise SoftacError(f"{where}: reference {env_id} {step} = {value!r} must be an env step = a return "
+                                  "or [low, high].")
+            refs.append(Reference(step_number, float(low), float(high)))
+        out[env_id] = tuple(sorted(refs, key=lambda r: r.step))
+    return out
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """The suite of a built-in name (softac/suites/<name>.toml) or of a .toml file; SoftacError, one
+    sentence, for a missing file, malformed TOML, an unknown key or an invalid value."""
+    path = _suite_file(name_or_path)
+    where = f"Benchmark suite {str(path) if path.parent != SUITES_DIR else path.stem!r}"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SoftacError(f"{where} cannot be read: {exc}.") from None
+    unknown = sorted(set(data) - SUITE_KEYS)
+    if unknown:
+        raise SoftacError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys are {', '.join(sorted(SUITE_KEYS))}.")
+    missing = sorted({"envs", "total_steps", "seeds", "eval_every"} - set(data))
+    if missing:
+        raise SoftacError(f"{where}: missing key(s) {', '.join(missing)}.")
+    envs, seeds = data["envs"], data["seeds"]
+    if not isinstance(envs, list) or not envs or not all(isinstance(e, str) and e for e in envs):
+        raise SoftacError(f"{where}: envs must be a non-empty list of environment ids.")
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in seeds)):
+        raise SoftacError(f"{where}: seeds must be a non-empty list of distinct non-negative integers.")
+    config = data.get("config", {})
+    if not isinstance(config, dict):
+        raise SoftacError(f"{where}: [config] must be a table of softac config fields.")
+    clash = sorted(set(config) & set(SUITE_SET_FIELDS))
+    if clash:
+        raise SoftacError(f"{where}: [config] cannot set {', '.join(clash)}; the suite sets it (use its top-level "
+                          "keys envs, total_steps, seeds, eval_every, eval_episodes).")
+    target = data.get("target_return")
+    if target is not None and (not isinstance(target, (int, float)) or isinstance(target, bool)):
+        raise SoftacError(f"{where}: target_return must be a number, got {target!r}.")
+    suite = Suite(
+        name=str(data.get("name", path.stem)), envs=tuple(envs),
+        total_steps=_positive_int(data, "total_steps", where), seeds=tuple(seeds),
+        eval_every=_positive_int(data, "eval_every", where),
+        eval_episodes=_positive_int(data, "eval_episodes", where) if "eval_episodes" in data else 10,
+        base_preset=str(data.get("preset", "paper")),
+        config={k: tuple(v) if isinstance(v, list) else v for k, v in config.items()},
+        references=_references(data.get("references", {}), where),
+        target_return=None if target is None else float(target), description=str(data.get("description", "")),
+        source=name_or_path if path.parent == SUITES_DIR else str(path), default_total_steps=data["total_steps"])
+    return _checked(suite, where)
+
+
+def _checked(suite: Suite, where: str) -> Suite:
+    """`suite` once the config of its runs is valid (every field and value, before anything trains)."""
+    try:
+        validate(suite.run_config(suite.envs[0], Path("benchmarks/results")))
+    except TypeError:
+        known = {f.name for f in fields(SACConfig)}
+        raise SoftacError(f"{where}: unknown config field(s) {', '.join(sorted(set(suite.config) - known))}.") from None
+    except SoftacError as exc:
+        raise SoftacError(f"{where}: {exc}") from None
+    return suite
 
 
 def get_suite(name: str, envs: Optional[tuple[str, ...]] = None, total_steps: Optional[int] = None,
               seeds: Optional[tuple[int, ...]] = None) -> Suite:
-    """The suite `name` with the given overrides; SoftacError for an unknown name."""
-    if name not in SUITES:
-        raise SoftacError(f"Unknown benchmark suite {name!r}; choose one of {', '.join(sorted(SUITES))}.")
+    """The suite `name` (built-in name or .toml path, see `load_suite`) with the given overrides."""
     changes: dict[str, Any] = {}
     if envs:
         changes["envs"] = tuple(envs)
@@ -107,7 +198,8 @@ def get_suite(name: str, envs: Optional[tuple[str, ...]] = None, total_steps: Op
         changes["total_steps"] = total_steps
     if seeds:
         changes["seeds"] = tuple(seeds)
-    return replace(SUITES[name], **changes)
+    suite = load_suite(name)
+    return _checked(replace(suite, **changes), f"Benchmark suite {suite.source!r}") if changes else suite
 
 
 # ------------------------------------------------------------------------------------ running
@@ -218,8 +310,8 @@ def write_report(suite: Suite, results: dict[str, list[Path]], failures: dict[st
     assets = docs.parent / docs.stem / suite.name
     figures, rows = {}, []
     header = [f"## Suite `{suite.name}`", "", suite.description, "",
-              f"Command: `softac benchmark --suite {suite.name}` (`--envs` runs some of its environments; each "
-              f"environment's block below is regenerated by its own run). {SUITES[suite.name].total_steps:,} env "
+              f"Command: `softac benchmark --suite {suite.source or suite.name}` (`--envs` runs some of its environments; each "
+              f"environment's block below is regenerated by its own run). {suite.default_total_steps or suite.total_steps:,} env "
               f"steps per run unless a block says otherwise, seeds {', '.join(map(str, suite.seeds))}, deterministic evaluation every {suite.eval_every:,} "
               f"steps over {suite.eval_episodes} episodes. Wall time is that of the process training all seeds "
               "together; env steps/s is the median of the metrics rows once updates run (per seed, without "

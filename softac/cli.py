@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("benchmark", help="learning curves of a suite of environments against published figures")
-    p.add_argument("--suite", default="mujoco-short", help="mujoco-short, pendulum or smoke (softac/benchmark.py)")
+    p.add_argument("--suite", default="mujoco-short", help="a built-in suite (mujoco-short, pendulum, smoke: softac/suites/) or the path of a .toml suite file")
     p.add_argument("--envs", default=None, help="comma-separated env ids replacing the suite's")
     p.add_argument("--total-steps", type=int, default=None, help="env steps per run, replacing the suite's")
     p.add_argument("--seeds", type=_parse_int_tuple, default=None, help="seeds, e.g. 0,1,2, replacing the suite's")

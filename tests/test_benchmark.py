@@ -3,10 +3,16 @@ one environment's failure does not lose the others, sections regenerate in place
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from softac.benchmark import get_suite, run_suite
 from softac.checkpoint import checkpoint_step
 from softac.cli import main
+from softac.evaluate import read_run_config
 from softac.logger import read_metrics
+from tests.test_cli import assert_clean_error
 
 
 def test_smoke_suite_writes_table_plots_and_raw_metrics(tmp_path):
@@ -62,3 +68,78 @@ def test_environments_run_separately_keep_each_others_blocks(tmp_path):
     assert "keep me" in text and text.count("## Suite `smoke`") == 1
     assert text.count("### Pendulum-v1") == 1 and text.count("### MountainCarContinuous-v0") == 1
     assert text.index("## Suite `smoke`") < text.index("### Pendulum-v1") < text.index("### MountainCarContinuous-v0")
+
+
+USER_SUITE = """
+description = "A suite of the user's own."
+envs = ["Pendulum-v1"]
+total_steps = 400
+seeds = [3]
+eval_every = 200
+eval_episodes = 2
+preset = "paper"
+
+[config]
+learning_starts = 200
+hidden_sizes = [16, 16]
+batch_size = 16
+tensorboard = false
+
+[references.Pendulum-v1]
+400 = -1234
+"""
+
+
+def test_a_suite_is_a_toml_file_the_user_can_write(tmp_path, capsys):
+    suite_file = tmp_path / "my-suite.toml"
+    suite_file.write_text(USER_SUITE)
+    docs, runs = tmp_path / "benchmarks.md", tmp_path / "runs"
+    assert main(["benchmark", "--suite", str(suite_file), "--out-root", str(runs), "--docs", str(docs)]) == 0
+    text = docs.read_text()
+    assert f"`softac benchmark --suite {suite_file}`" in text and "A suite of the user's own." in text
+    assert "| Pendulum-v1 | 400 |" in text and "| -1,234 |" in text and "seeds 3," in text
+    config = read_run_config(runs / "my-suite" / "Pendulum-v1")  # one seed: no __seed suffix
+    assert config.hidden_sizes == (16, 16) and config.batch_size == 16 and config.total_steps == 400
+
+
+def test_the_built_in_suites_are_files_with_the_issue_budgets():
+    mujoco = get_suite("mujoco-short")
+    assert mujoco.envs == ("HalfCheetah-v5", "Hopper-v5") and mujoco.total_steps == 300_000
+    assert mujoco.seeds == (0, 1, 2) and mujoco.eval_every == 10_000 and mujoco.eval_episodes == 10
+    assert [(r.step, r.low, r.high) for r in mujoco.references["Hopper-v5"]] == [(100_000, 1000, 1400),
+                                                                                 (300_000, 2350, 3000)]
+    cfg = mujoco.run_config("HalfCheetah-v5", Path("out"))
+    assert cfg.learning_starts == 5000 and cfg.algo in ("auto", "sac") and cfg.checkpoint_every == 10_000
+    assert get_suite("pendulum").target_return == -200.0 and get_suite("pendulum").seeds == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("steps = 3\n" + USER_SUITE, "unknown key(s) steps"),
+    (USER_SUITE.replace('envs = ["Pendulum-v1"]', ""), "missing key(s) envs"),
+    (USER_SUITE.replace("total_steps = 400", "total_steps = -5"), "total_steps must be a positive integer"),
+    (USER_SUITE.replace("seeds = [3]", "seeds = [1, 1]"), "seeds must be a non-empty list of distinct"),
+    (USER_SUITE.replace("batch_size = 16", "batch_size = 0"), "batch_size must be a positive integer"),
+    (USER_SUITE.replace("batch_size = 16", "batchsize = 16"), "unknown config field(s) batchsize"),
+    (USER_SUITE.replace("batch_size = 16", "total_steps = 16"), "[config] cannot set total_steps"),
+    (USER_SUITE.replace("400 = -1234", "400 = [1, 2, 3]"), "must be an env step = a return or [low, high]"),
+    (USER_SUITE.replace('preset = "paper"', 'preset = "papr"'), "preset"),
+    ("envs = [", "cannot be read"),
+])
+def test_a_bad_suite_file_is_one_sentence_and_status_2(text, fragment, tmp_path, capsys):
+    suite_file = tmp_path / "bad.toml"
+    suite_file.write_text(text)
+    code = main(["benchmark", "--suite", str(suite_file), "--out-root", str(tmp_path / "runs"),
+                 "--docs", str(tmp_path / "benchmarks.md")])
+    assert_clean_error(code, capsys.readouterr().err, fragment)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "benchmarks.md").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--suite", "mujoco-shrt"], "Unknown benchmark suite 'mujoco-shrt'; choose one of mujoco-short, pendulum, smoke"),
+    (["--suite", "no/such/suite.toml"], "does not exist"),
+    (["--suite", "smoke", "--total-steps", "0"], "total_steps must be a positive integer"),
+])
+def test_a_bad_suite_name_or_override_is_one_sentence_and_status_2(argv, fragment, tmp_path, capsys):
+    code = main(["benchmark", *argv, "--out-root", str(tmp_path / "runs"), "--docs", str(tmp_path / "b.md")])
+    assert_clean_error(code, capsys.readouterr().err, fragment)
+    assert not (tmp_path / "runs").exists()
