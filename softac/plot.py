@@ -24,9 +24,11 @@ def eval_curve(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
             np.array([r["eval_return_mean"] for r in rows], dtype=np.float64))
 
 
-def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None = None) -> Path:
+def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None = None,
+              references: Sequence[tuple[int, float, float]] = ()) -> Path:
     """Write a PNG of evaluation return vs env steps: one panel per environment, and for several
-    runs of one environment (and algorithm) their mean with a min-max band over the steps all share."""
+    runs of one environment (and algorithm) their mean with a min-max band over the steps all share.
+    `references`: published (env step, low, high) figures, drawn as black markers with their range."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,6 +54,10 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
             stacked = np.stack([r[np.searchsorted(s, common)] for s, r in curves])
             line, = ax.plot(common, stacked.mean(0), label=f"{algo} (mean of {len(curves)} seeds)")
             ax.fill_between(common, stacked.min(0), stacked.max(0), color=line.get_color(), alpha=0.25)
+        if references:
+            steps, lows, highs = (np.array(v, dtype=np.float64) for v in zip(*references))
+            ax.errorbar(steps, (lows + highs) / 2, yerr=(highs - lows) / 2, fmt="kD", markersize=5, capsize=4,
+                        label="published reference")
         ax.set_title(title or env_id)
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation return (deterministic)")
