@@ -32,7 +32,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch intra-op threads for SB3 (0: torch's default, one per core)")
     args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     for name, module in (("Stable-Baselines3", "stable_baselines3"), ("SBX", "sbx")):
         try:
             sac_class = __import__(module, fromlist=["SAC"]).SAC
