@@ -28,6 +28,7 @@ import numpy as np
 import torch as th
 import torch.distributions.normal as torch_normal
 from stable_baselines3 import SAC as SB3SAC
+from stable_baselines3.common.logger import configure as configure_sb3_logger
 from stable_baselines3.common.distributions import DiagGaussianDistribution, SquashedDiagGaussianDistribution
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
@@ -141,7 +142,7 @@ def main() -> None:
                    policy_kwargs={"net_arch": list(cfg.hidden_sizes)}, seed=args.seed, verbose=0)
     sb3_init_actor = sb3_actor_as_softac(model)
     copy_softac_into_sb3(state, model, action_dim)
-    model._logger = __import__("stable_baselines3.common.logger", fromlist=["configure"]).configure(None, [])
+    model.set_logger(configure_sb3_logger(None, []))
 
     batches = random_batches(np.random.default_rng(args.seed), args.steps, cfg.batch_size, obs_dim, action_dim)
     update = jax.jit(agent.update)
