@@ -30,11 +30,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from softac.checkpoint import checkpoint_step
 from softac.config import SACConfig, preset, validate
 from softac.errors import SoftacError
 from softac.logger import read_metrics
-from softac.train import resume, run_dir_name, train
 
 
 @dataclass(frozen=True)
@@ -203,35 +201,48 @@ def get_suite(name: str, envs: Optional[tuple[str, ...]] = None, total_steps: Op
 
 
 # ------------------------------------------------------------------------------------ running
-def _run_dirs(cfg: SACConfig) -> list[Path]:
-    return [Path(cfg.run_root) / run_dir_name(cfg, seed, "") for seed in cfg.seed_list]
-
-
 def run_env(suite: Suite, env_id: str, out_root: Path) -> list[Path]:
     """Train (or continue, or skip if finished) the seeds of one environment; returns their run directories."""
+    from softac.checkpoint import checkpoint_step
+    from softac.train import named_run_dirs, train_or_resume
+
     cfg = suite.run_config(env_id, out_root)
-    dirs = _run_dirs(cfg)
-    steps = [checkpoint_step(d) for d in dirs]
+    steps = [checkpoint_step(d) for d in named_run_dirs(cfg)]
     if all(s is not None for s in steps):
-        if min(steps) >= suite.total_steps:
-            print(f"{env_id}: finished earlier ({suite.total_steps} steps), not trained again", flush=True)
-            return dirs
-        print(f"{env_id}: continuing from env step {min(steps)}", flush=True)
-        return resume(dirs, total_steps=suite.total_steps, progress=False)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for d in dirs:  # a run that died before its first checkpoint has nothing to continue: set it aside
-        if d.exists():
-            d.rename(d.with_name(f"{d.name}.incomplete-{stamp}"))
-    return train(cfg)
+        print(f"{env_id}: finished earlier ({suite.total_steps} steps), not trained again" if min(steps) >= suite.total_steps
+              else f"{env_id}: continuing from env step {min(steps)}", flush=True)
+    return train_or_resume(cfg)
 
 
-def run_suite(suite: Suite, out_root: str | Path = "benchmarks/results", docs: str | Path = "docs/benchmarks.md") -> dict:
-    """Run every environment of `suite` (one failure does not stop the others), then write the report."""
+def suite_trials(suite: Suite, out_root: Path, seeds_per_trial: Optional[int] = None) -> list:
+    """The suite as Ray Tune trials (softac.distributed): one per environment and group of `seeds_per_trial`
+    seeds (default: all seeds in one trial), with the same run directories as a run without Ray."""
+    from softac.distributed import Trial
+
+    m = seeds_per_trial or len(suite.seeds)
+    trials = []
+    for env_id in suite.envs:
+        cfg = suite.run_config(env_id, out_root.resolve())
+        for group in (suite.seeds[i:i + m] for i in range(0, len(suite.seeds), m)):
+            run_name = cfg.run_name if len(group) > 1 or len(suite.seeds) == 1 else f"{cfg.run_name}__seed{group[0]}"
+            trials.append(Trial(name=f"{cfg.run_name}-seeds{'-'.join(map(str, group))}",
+                                label=f"[{suite.name}: {env_id}, seeds {','.join(map(str, group))}]",
+                                config=cfg.replace(seeds=group if len(group) > 1 else None, seed=group[0],
+                                                   run_name=run_name, print_evaluations=False)))
+    return trials
+
+
+def run_suite(suite: Suite, out_root: str | Path = "benchmarks/results", docs: str | Path = "docs/benchmarks.md",
+              ray=None, seeds_per_trial: Optional[int] = None) -> dict:
+    """Run every environment of `suite` (one failure does not stop the others), then write the report.
+    With `ray` (softac.distributed.RayOptions) the environments and seed groups run as Ray Tune trials."""
     out_root, docs = Path(out_root), Path(docs)
     print(f"benchmark {suite.name}: {', '.join(suite.envs)}; {suite.total_steps} steps; seeds "
           f"{','.join(map(str, suite.seeds))}; runs under {out_root / suite.name}", flush=True)
     results, failures = {}, {}
-    for env_id in suite.envs:
+    if ray is not None:
+        results, failures = _run_suite_on_ray(suite, out_root, ray, seeds_per_trial)
+    for env_id in suite.envs if ray is None else ():
         started = time.time()
         try:
             results[env_id] = run_env(suite, env_id, out_root)
@@ -241,6 +252,31 @@ def run_suite(suite: Suite, out_root: str | Path = "benchmarks/results", docs: s
     report = write_report(suite, results, failures, docs)
     print(report["table"])
     return report
+
+
+def _run_suite_on_ray(suite: Suite, out_root: Path, options, seeds_per_trial: Optional[int]):
+    """Every environment and seed group as a Ray Tune trial. Each call is a new Tune experiment (under
+    <out_root>/<suite>/ray-<timestamp>): the run directories, not Tune's state, say what is done, so running
+    the command again continues unfinished runs and leaves finished ones, whatever the step budget."""
+    from softac.distributed import TrialsInterrupted, check_options, run_trials
+    from softac.train import named_run_dirs
+
+    check_options(options)
+    trials = suite_trials(suite, out_root, seeds_per_trial)
+    experiment_dir = out_root / suite.name / f"ray-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    outcomes, interrupted = run_trials(trials, experiment_dir, options)
+    if interrupted:
+        raise TrialsInterrupted("The benchmark was interrupted; run the same command again to continue it.")
+    results, failures = {}, {}
+    for env_id in suite.envs:
+        mine = [o for t, o in zip(trials, outcomes) if t.config.env == env_id]
+        bad = [o.status for o in mine if o.status != "finished"]
+        if bad:
+            failures[env_id] = bad[0]
+        else:
+            results[env_id] = named_run_dirs(suite.run_config(env_id, out_root))
+    return results, failures
 
 
 # ------------------------------------------------------------------------------------ report

@@ -1,4 +1,4 @@
-"""The `softac` command line: train, eval, plot, bench, tabular.
+"""The `softac` command line: train, eval, plot, bench, benchmark, sweep, tabular.
 
 `softac train` has one flag per SACConfig field (the field name with dashes, its help the field's
 documentation); `--preset NAME` starts from a named config and explicit flags override it.
@@ -144,8 +144,41 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     suite = get_suite(args.suite, envs=tuple(e for e in (args.envs or "").split(",") if e) or None,
                       total_steps=args.total_steps, seeds=args.seeds)
-    report = run_suite(suite, out_root=args.out_root, docs=args.docs)
+    ray = None
+    if args.ray is not None:
+        from softac.distributed import RayOptions
+
+        ray = RayOptions(address=None if args.ray == "local" else args.ray, cpus_per_trial=args.cpus_per_trial,
+                         gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures)
+    if args.seeds_per_trial is not None and (ray is None or args.seeds_per_trial < 1):
+        raise SoftacError("--seeds-per-trial needs --ray and a positive number of seeds.")
+    report = run_suite(suite, out_root=args.out_root, docs=args.docs, ray=ray, seeds_per_trial=args.seeds_per_trial)
     return 2 if report["failures"] else 0
+
+
+SWEEP_ONLY = ("grid", "ray_address", "cpus_per_trial", "gpus_per_trial", "seeds_per_trial", "scheduler",
+              "asha_grace_steps", "asha_reduction_factor", "max_failures", "out")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from softac.study import parse_grid_flag, resume_sweep, sweep
+
+    names = {f.name for f in dataclasses.fields(SACConfig)}
+    if args.resume:
+        given = sorted([k for k in vars(args) if k in names] + [k for k in SWEEP_ONLY if getattr(args, k)])
+        if given or args.preset:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given + (["preset"] if args.preset else []))
+            raise SoftacError(f"--resume continues a sweep as it was started; {flags} cannot be given with it.")
+        resume_sweep(args.resume)
+        return 0
+    cfg = config_from_args(args)
+    grid = [parse_grid_flag(text) for text in args.grid or []]
+    sweep(cfg.replace(seeds=None), grid, seeds=cfg.seed_list, out=args.out, seeds_per_trial=args.seeds_per_trial,
+          ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial or 1,
+          gpus_per_trial=args.gpus_per_trial or 0.0, scheduler=args.scheduler or "fifo",
+          asha_grace_steps=args.asha_grace_steps, asha_reduction_factor=args.asha_reduction_factor or 3,
+          max_failures=3 if args.max_failures is None else args.max_failures)
+    return 0
 
 
 def cmd_tabular(args: argparse.Namespace) -> int:
@@ -194,7 +227,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_parse_int_tuple, default=None, help="seeds, e.g. 0,1,2, replacing the suite's")
     p.add_argument("--out-root", type=Path, default=Path("benchmarks/results"), help="where the runs live")
     p.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"), help="the page to (re)generate")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the environments as Ray Tune trials: on a local Ray instance, or on the cluster at "
+                        "ADDRESS (auto or HOST:PORT); needs softac[ray]")
+    p.add_argument("--cpus-per-trial", type=int, default=1, help="with --ray: cores each trial keeps to")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="with --ray: GPUs (or a fraction) per trial")
+    p.add_argument("--seeds-per-trial", type=int, default=None,
+                   help="with --ray: seeds trained together in one trial (default: all of an environment's)")
+    p.add_argument("--max-failures", type=int, default=3, help="with --ray: restarts of a trial whose worker died")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("sweep", help="a grid of config values x seeds as Ray Tune trials (local or on a cluster)",
+                       description="Every combination of the --grid values is a grid point; each grid point and group "
+                                   "of --seeds-per-trial seeds is one Ray Tune trial writing ordinary run directories "
+                                   "under OUT/runs. At the end: a table per grid point (OUT/sweep.csv) and its "
+                                   "curves (OUT/sweep.png). Needs softac[ray].")
+    p.add_argument("--grid", action="append", metavar="FIELD=V1,V2,...",
+                   help="a config field and the values to try (repeat for more fields; a tuple field's values are "
+                        "separated by '/', e.g. hidden-sizes=64,64/256,256)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of hyperparameters")
+    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="join a running Ray cluster (default: start a local Ray instance sized to this machine)")
+    p.add_argument("--cpus-per-trial", type=int, default=None, help="cores each trial keeps to (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs per trial, a fraction to share one (default 0: JAX on the CPU)")
+    p.add_argument("--seeds-per-trial", type=int, default=None,
+                   help="seeds trained together (vmapped) in one trial (default: all of a grid point's)")
+    p.add_argument("--scheduler", choices=["fifo", "asha"], default=None,
+                   help="fifo (default): run every trial to the end; asha: stop weak trials early on evaluation return")
+    p.add_argument("--asha-grace-steps", type=int, default=None,
+                   help="env steps before ASHA may stop a trial (default total_steps / 9)")
+    p.add_argument("--asha-reduction-factor", type=int, default=None,
+                   help="ASHA keeps the best 1/factor of the trials at each rung (default 3)")
+    p.add_argument("--max-failures", type=int, default=None,
+                   help="restarts of a trial whose worker died, each from its last checkpoint (default 3)")
+    p.add_argument("--out", type=Path, default=None, help="the new sweep directory (default sweeps/<env>__<time>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="SWEEP_DIR",
+                   help="continue an interrupted sweep: finished trials are not rerun")
+    add_config_flags(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("tabular", help="exact soft policy iteration on a finite MDP")
     p.add_argument("--mdp", default="frozenlake", choices=["frozenlake", "cliffwalking", "taxi", "random"])
@@ -215,6 +286,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("softac: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from softac.distributed import TrialsInterrupted
+
+        if not isinstance(exc, TrialsInterrupted):
+            raise
+        print(f"softac: {exc}", file=sys.stderr)
         return 130
 
 

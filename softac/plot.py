@@ -45,15 +45,7 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
     for ax, (env_id, by_algo) in zip(axes[0], sorted(groups.items())):
         for algo, curves in sorted(by_algo.items()):
-            common = sorted(set.intersection(*(set(s.tolist()) for s, _ in curves)))
-            if len(curves) == 1 or not common:
-                for steps, returns in curves:
-                    ax.plot(steps, returns, label=f"{algo}")
-                continue
-            common = np.array(common)
-            stacked = np.stack([r[np.searchsorted(s, common)] for s, r in curves])
-            line, = ax.plot(common, stacked.mean(0), label=f"{algo} (mean of {len(curves)} seeds)")
-            ax.fill_between(common, stacked.min(0), stacked.max(0), color=line.get_color(), alpha=0.25)
+            _plot_mean_and_band(ax, curves, algo)
         if references:
             steps, lows, highs = (np.array(v, dtype=np.float64) for v in zip(*references))
             ax.errorbar(steps, (lows + highs) / 2, yerr=(highs - lows) / 2, fmt="kD", markersize=5, capsize=4,
@@ -63,6 +55,45 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
         ax.set_ylabel("evaluation return (deterministic)")
         ax.grid(alpha=0.3)
         ax.legend()
+    return _save(fig, out)
+
+
+def _plot_mean_and_band(ax, curves: list[tuple[np.ndarray, np.ndarray]], label: str) -> None:
+    """One run: its curve. Several: their mean with a min-max band over the evaluation steps they all share."""
+    common = sorted(set.intersection(*(set(s.tolist()) for s, _ in curves)))
+    if len(curves) == 1 or not common:
+        for steps, returns in curves:
+            ax.plot(steps, returns, label=label)
+        return
+    common = np.array(common)
+    stacked = np.stack([r[np.searchsorted(s, common)] for s, r in curves])
+    line, = ax.plot(common, stacked.mean(0), label=f"{label} (mean of {len(curves)} seeds)")
+    ax.fill_between(common, stacked.min(0), stacked.max(0), color=line.get_color(), alpha=0.25)
+
+
+def plot_groups(groups: dict[str, Sequence[str | Path]], out: str | Path, title: str) -> Path:
+    """Write a PNG with one curve per named group of runs (a sweep's grid points): mean and min-max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, run_dirs in groups.items():
+        curves = [c for c in (eval_curve(d) for d in run_dirs) if len(c[0])]
+        if curves:
+            _plot_mean_and_band(ax, curves, label)
+    ax.set_title(title)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("evaluation return (deterministic)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, out)
+
+
+def _save(fig, out: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,8 @@ import numpy as np
 
 from softac.agent import AgentState
 from softac.algorithms import make_agent, resolve_algo
-from softac.checkpoint import load_checkpoint, save_checkpoint
+from softac.callbacks import Callback, EvaluationEvent
+from softac.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
 from softac.config import SACConfig
 from softac.envs import action_spec, capture_env_state, make_env, restore_env_state
 from softac.errors import SoftacError
@@ -103,8 +104,11 @@ class Trainer:
     """
 
     def __init__(self, cfg: SACConfig, runs: list[SeedRun], state: AgentState, buffer: ReplayBuffer,
-                 agent, step: int, action_keys: jax.Array, wall_time_offset: float = 0.0):
+                 agent, step: int, action_keys: jax.Array, wall_time_offset: float = 0.0,
+                 callbacks: Sequence[Callback] = ()):
         self.cfg, self.runs, self.state, self.buffer, self.agent = cfg, runs, state, buffer, agent
+        self.callbacks = tuple(callbacks)
+        self._stop_requested = False  # set by a callback that returned True
         self.step = step
         self.action_keys = action_keys  # [N, 2]: the acting key stream of every seed
         self.wall_time_offset = wall_time_offset
@@ -130,7 +134,7 @@ class Trainer:
         self._rate_mark, self._paused_seconds = (self.step, time.time()), 0.0
         with _progress(cfg) as progress:
             task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
-            while self.step < cfg.total_steps and not self._reached_return():
+            while self.step < cfg.total_steps and not self._should_stop():
                 self._step_envs(self._choose_actions())
                 self.step += 1
                 self._after_step()
@@ -189,10 +193,17 @@ class Trainer:
             run.obs = np.asarray(next_obs_k, np.float32)
         self.buffer.add(obs, actions, rewards, next_obs, terminateds)
 
-    def _reached_return(self) -> bool:
-        """True once every seed's last evaluation reached `stop_at_eval_return` (if set)."""
+    def _should_stop(self) -> bool:
+        """True once a callback asked to stop, or every seed's last evaluation reached `stop_at_eval_return`."""
         threshold = self.cfg.stop_at_eval_return
-        return threshold is not None and all(r.last_eval is not None and r.last_eval >= threshold for r in self.runs)
+        return self._stop_requested or (
+            threshold is not None and all(r.last_eval is not None and r.last_eval >= threshold for r in self.runs))
+
+    def _notify(self, hook: str, *args) -> None:
+        """Call `hook` of every callback; one that returns True asks the loop to stop after this step."""
+        for callback in self.callbacks:
+            if getattr(callback, hook)(*args):
+                self._stop_requested = True
 
     def _after_step(self) -> None:
         cfg, step = self.cfg, self.step
@@ -202,9 +213,15 @@ class Trainer:
             started = time.time()
             evaluated = self.evaluate()
             self._paused_seconds += time.time() - started
-            final = final or self._reached_return()
+            if self.callbacks:
+                self._notify("on_evaluation", EvaluationEvent(
+                    step=step, seeds=tuple(run.seed for run in self.runs),
+                    run_dirs=tuple(run.run_dir for run in self.runs), returns=evaluated,
+                    wall_time=self.wall_time_offset + time.time() - self._start))
+            final = final or self._should_stop()
         if final or evaluated is not None or step % cfg.log_every == 0:
             self._log(evaluated)
+            final = final or self._should_stop()
         if final or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
             started = time.time()
             self.save()
@@ -227,6 +244,7 @@ class Trainer:
         rate = (self.step - mark_step) / max(now - mark_time - self._paused_seconds, 1e-9)
         self._rate_mark, self._paused_seconds = (self.step, now), 0.0
         metrics = jax.device_get(self.metrics) if self.metrics is not None else None
+        rows = []
         for k, (run, logger) in enumerate(zip(self.runs, self.loggers)):
             row = {
                 "env_step": self.step,
@@ -245,8 +263,11 @@ class Trainer:
             if metrics is not None:
                 row.update({name: float(value[k]) for name, value in metrics.items() if name in COLUMNS})
             logger.log(row)
+            rows.append(row)
             run.finished_returns.clear()
             run.finished_lengths.clear()
+        if self.callbacks:
+            self._notify("on_log", self.step, rows)
 
     def save(self) -> None:
         """Write every seed's checkpoint (atomically, one file per run directory)."""
@@ -312,8 +333,8 @@ def _build(cfg: SACConfig, env) -> tuple[SACConfig, object, ReplayBuffer]:
     return cfg, agent, ReplayBuffer(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim)
 
 
-def train(cfg: SACConfig) -> list[Path]:
-    """Train `cfg` from scratch; returns the run directories (one per seed)."""
+def train(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
+    """Train `cfg` from scratch; returns the run directories (one per seed). `callbacks`: see softac.callbacks."""
     envs = [make_env(cfg.env) for _ in cfg.seed_list]  # fails on a bad env before any directory exists
     cfg, agent, buffer = _build(cfg, envs[0])
     run_dirs = _create_run_dirs(cfg)
@@ -325,10 +346,11 @@ def train(cfg: SACConfig) -> list[Path]:
         runs.append(SeedRun(seed=seed, run_dir=run_dir, env=env, rng=np.random.default_rng(seed),
                             obs=np.asarray(obs, np.float32)))
     action_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 1) for s in cfg.seed_list])
-    return Trainer(cfg, runs, state, buffer, agent, step=0, action_keys=action_keys).run()
+    return Trainer(cfg, runs, state, buffer, agent, step=0, action_keys=action_keys, callbacks=callbacks).run()
 
 
-def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, progress: Optional[bool] = None) -> list[Path]:
+def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, progress: Optional[bool] = None,
+           callbacks: Sequence[Callback] = ()) -> list[Path]:
     """Continue runs from their checkpoints (to `total_steps` if given); several runs must share a config and step."""
     run_dirs = [Path(d) for d in run_dirs]
     configs = [read_run_config(d) for d in run_dirs]
@@ -378,5 +400,30 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
     wall_time = max(loop["wall_time"] for _, _, loop in loaded)
     action_keys = jnp.stack([jnp.asarray(loop["action_key"]) for _, _, loop in loaded])
     return Trainer(cfg, runs, state, buffer, agent, step=step, action_keys=action_keys,
-                   wall_time_offset=wall_time).run()
+                   wall_time_offset=wall_time, callbacks=callbacks).run()
+
+
+def named_run_dirs(cfg: SACConfig) -> list[Path]:
+    """The run directories of a config with a `run_name` (one per seed), whether or not they exist yet."""
+    if not cfg.run_name:
+        raise ValueError("named_run_dirs needs a config with a run_name")
+    return [Path(cfg.run_root) / run_dir_name(cfg, seed, "") for seed in cfg.seed_list]
+
+
+def train_or_resume(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
+    """The named runs of `cfg` brought to `cfg.total_steps`: continued from their checkpoints if every seed
+    has one, left alone if they are already there, trained from scratch otherwise (a run that died before
+    its first checkpoint is set aside as `<name>.incomplete-<timestamp>`, never deleted).
+    Benchmark suites and sweep trials run through this, so running them again continues them."""
+    dirs = named_run_dirs(cfg)
+    steps = [checkpoint_step(d) for d in dirs]
+    if all(s is not None for s in steps):
+        if min(steps) >= cfg.total_steps:
+            return dirs
+        return resume(dirs, total_steps=cfg.total_steps, progress=cfg.progress, callbacks=callbacks)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for d in dirs:
+        if d.exists():
+            d.rename(d.with_name(f"{d.name}.incomplete-{stamp}"))
+    return train(cfg, callbacks=callbacks)
 
