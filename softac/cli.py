@@ -173,11 +173,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     cfg = config_from_args(args)
     grid = [parse_grid_flag(text) for text in args.grid or []]
+    defaults = {"cpus_per_trial": 1, "gpus_per_trial": 0.0, "scheduler": "fifo", "asha_reduction_factor": 3,
+                "max_failures": 3}
+    options = {k: defaults[k] if getattr(args, k) is None else getattr(args, k) for k in defaults}
     sweep(cfg.replace(seeds=None), grid, seeds=cfg.seed_list, out=args.out, seeds_per_trial=args.seeds_per_trial,
-          ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial or 1,
-          gpus_per_trial=args.gpus_per_trial or 0.0, scheduler=args.scheduler or "fifo",
-          asha_grace_steps=args.asha_grace_steps, asha_reduction_factor=args.asha_reduction_factor or 3,
-          max_failures=3 if args.max_failures is None else args.max_failures)
+          ray_address=args.ray_address, asha_grace_steps=args.asha_grace_steps, **options)
     return 0
 
 

@@ -1,0 +1,217 @@
+"""`softac sweep` on a local Ray instance (2 CPUs): results equal `softac train`'s, a killed worker's trial
+is restarted from its last checkpoint and ends as if never killed, an interrupted driver resumes without
+rerunning finished trials, and every bad input is one sentence before Ray starts.
+
+The Ray tests start a local instance each (about 5 s) and train tiny Pendulum agents: about 3 minutes in all.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softac import SACConfig, train
+from softac.cli import main
+from softac.distributed import keep_to_cpus, read_attempts
+from softac.logger import read_metrics
+from softac.study import SweepSpec, sweep_trials
+from tests.test_cli import assert_clean_error
+
+ray = pytest.importorskip("ray")
+
+TINY = dict(env="Pendulum-v1", learning_starts=100, hidden_sizes=(32, 32), batch_size=32, buffer_size=10_000,
+            eval_every=200, eval_episodes=2, log_every=100, tensorboard=False, progress=False)
+TINY_FLAGS = ["--env", "Pendulum-v1", "--learning-starts", "100", "--hidden-sizes", "32,32", "--batch-size", "32",
+              "--buffer-size", "10000", "--eval-every", "200", "--eval-episodes", "2", "--log-every", "100",
+              "--no-tensorboard"]
+
+
+def final_evals(run_dir: Path) -> tuple[int, float]:
+    evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
+    return int(evals[-1]["env_step"]), evals[-1]["eval_return_mean"]
+
+
+def run_sweep_cli(*args: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.Popen([sys.executable, "-m", "softac.cli", "sweep", *args], stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, env=env, text=True)
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------- bad input
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--grid", "learning-rat=1e-3"], "no config field 'learning_rat'"),
+    (["--grid", "learning-rate=1e-3,-1"], "learning_rate must be positive"),
+    (["--grid", "learning-rate=1e-3,abc"], "'abc' is not a valid float"),
+    (["--grid", "learning-rate="], "needs at least one value"),
+    (["--grid", "learning-rate=1e-3,,3e-4"], "no empty ones"),
+    (["--grid", "learning-rate"], "FIELD=VALUE"),
+    (["--grid", "seed=1,2"], "cannot sweep seed"),
+    (["--grid", "tau=0.1", "--grid", "tau=0.2"], "names a field twice"),
+    (["--grid", "tau=0.1,0.1"], "lists a value twice"),
+    (["--cpus-per-trial", "64"], "more than this machine's"),
+    (["--gpus-per-trial", "1"], "more than this machine's 0 GPUs"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial must be a positive integer"),
+    (["--seeds-per-trial", "0"], "--seeds-per-trial must be a positive integer"),
+    (["--seeds", "1,1"], "seeds must be distinct"),
+])
+def test_bad_input_is_one_sentence_before_ray_starts(tmp_path, capsys, argv, fragment):
+    if "--gpus-per-trial" in argv and os.environ.get("CUDA_VISIBLE_DEVICES", "") not in ("", "-1"):
+        pytest.skip("this machine has a GPU")
+    code = main(["sweep", *TINY_FLAGS, "--out", str(tmp_path / "sweep"), *argv])
+    assert_clean_error(code, capsys.readouterr().err, fragment)
+    assert not ray.is_initialized()
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_unreachable_ray_address_says_how_to_start_a_cluster(tmp_path, capsys):
+    code = main(["sweep", *TINY_FLAGS, "--out", str(tmp_path / "sweep"), "--ray-address", f"127.0.0.1:{free_port()}"])
+    err = capsys.readouterr().err
+    assert_clean_error(code, err, "No Ray cluster answers at 127.0.0.1:")
+    assert "ray start --head" in err and not ray.is_initialized()
+
+
+def test_existing_sweep_directory_is_never_reused(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert_clean_error(main(["sweep", *TINY_FLAGS, "--out", str(out)]), capsys.readouterr().err, "already exists")
+    assert (out / "mine.txt").read_text() == "keep" and len(list(out.iterdir())) == 1
+    assert_clean_error(main(["sweep", "--resume", str(tmp_path)]), capsys.readouterr().err, "is not a sweep directory")
+    assert_clean_error(main(["sweep", "--resume", str(out), "--grid", "tau=0.1"]), capsys.readouterr().err,
+                       "--grid cannot be given")
+
+
+def test_grid_values_are_parsed_as_their_fields(tmp_path):
+    from softac.study import parse_grid_flag
+
+    assert parse_grid_flag("learning-rate=1e-4,3e-4") == ("learning_rate", (1e-4, 3e-4))
+    assert parse_grid_flag("hidden-sizes=64,64/256,256") == ("hidden_sizes", ((64, 64), (256, 256)))
+    assert parse_grid_flag("alpha=none,0.2") == ("alpha", (None, 0.2))
+    assert parse_grid_flag("learn-alpha=true,no") == ("learn_alpha", (True, False))
+    spec = SweepSpec(base=SACConfig(**TINY), grid=(("tau", (0.01, 0.02)), ("gamma", (0.9, 0.99))),
+                     seeds=(0, 1, 2), seeds_per_trial=2, out=tmp_path, options=None)
+    trials = sweep_trials(spec)
+    assert len(trials) == 4 * 2  # grid points x seed groups
+    assert {(t.config.tau, t.config.gamma, t.config.seed_list) for t in trials} == {
+        (tau, gamma, group) for tau in (0.01, 0.02) for gamma in (0.9, 0.99) for group in ((0, 1), (2,))}
+
+
+def test_keep_to_cpus_takes_free_cores_and_pins_every_thread(tmp_path):
+    script = ("import os, sys; from pathlib import Path; from softac.distributed import keep_to_cpus; "
+              f"cpus = keep_to_cpus(1, Path({str(tmp_path)!r})); "
+              "tasks = [os.sched_getaffinity(int(t)) for t in os.listdir('/proc/self/task')]; "
+              "assert all(t == set(cpus) for t in tasks), tasks; print(cpus[0], flush=True); sys.stdin.read()")
+    cores = sorted(os.sched_getaffinity(0))
+    first = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        held = int(first.stdout.readline())
+        second = subprocess.run([sys.executable, "-c", script], input="", capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0, second.stderr
+        if len(cores) > 1:
+            assert int(second.stdout) != held  # the first process holds its core
+    finally:
+        first.communicate("")
+    # The first process has exited: its core is free again.
+    again = subprocess.run([sys.executable, "-c", script], input="", capture_output=True, text=True, timeout=60)
+    assert int(again.stdout) == cores[0]
+
+
+# ------------------------------------------------------------------------------- on Ray
+def test_sweep_table_csv_run_dirs_and_same_results_as_train(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = main(["sweep", *TINY_FLAGS, "--total-steps", "400", "--seeds", "0,1",
+                 "--grid", "learning-rate=1e-3,3e-4", "--out", str(out), "--cpus-per-trial", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "best grid point: learning_rate=" in printed
+    assert "env step 200, evaluation return" in printed and "of 2]" in printed  # progress lines with the counts
+    with open(out / "sweep.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["point"] for r in rows] == ["learning_rate=0.001", "learning_rate=0.0003"]
+    assert sum(r["best"] == "True" for r in rows) == 1 and (out / "sweep.png").stat().st_size > 0
+    for row, lr in zip(rows, (1e-3, 3e-4)):
+        run_dirs = [out / "runs" / f"learning_rate={lr}__seed{seed}" for seed in (0, 1)]
+        sweep_finals = [final_evals(d) for d in run_dirs]
+        assert all(step == 400 for step, _ in sweep_finals)
+        assert float(row["final_mean"]) == pytest.approx(np.mean([v for _, v in sweep_finals]))
+        # The same config and seeds through `softac train`: the same final evaluations.
+        reference = train(SACConfig(**TINY, total_steps=400, learning_rate=lr, seeds=(0, 1),
+                                    run_root=str(tmp_path / "train")))
+        assert [final_evals(d) for d in reference] == sweep_finals
+        # Ordinary run directories: their config is the trial's.
+        assert json.loads((run_dirs[0] / "config.json").read_text())["learning_rate"] == lr
+
+
+def test_killed_worker_is_restarted_from_its_checkpoint_and_ends_as_uninterrupted(tmp_path):
+    out, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    driver = run_sweep_cli(*TINY_FLAGS, "--total-steps", "1200", "--seeds", "3", "--grid", "learning-rate=1e-3",
+                           "--out", str(out), log=log)
+    run_dir = out / "runs" / "learning_rate=0.001__seed3"
+    try:
+        wait_for(lambda: "env step 400," in log.read_text(), 300, "the trial's second evaluation")
+        pid = read_attempts(out)[-1]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        code = driver.wait(timeout=400)
+    finally:
+        driver.kill()
+    text = log.read_text()
+    assert code == 0, text
+    assert "its worker died" in text and "restarting it from its last checkpoint" in text
+    attempts = read_attempts(out)
+    assert len(attempts) == 2 and attempts[0]["pid"] == pid
+    assert attempts[1]["start_step"] >= 400  # the steps before the last checkpoint were not trained again
+    steps = [int(r["env_step"]) for r in read_metrics(run_dir)]
+    assert steps == sorted(set(steps))  # metrics rows past the checkpoint were dropped, not duplicated
+    reference = train(SACConfig(**TINY, total_steps=1200, learning_rate=1e-3, seed=3, run_root=str(tmp_path / "train")))
+    assert final_evals(run_dir) == final_evals(reference[0])
+
+
+def test_interrupted_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    out, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    driver = run_sweep_cli(*TINY_FLAGS, "--total-steps", "400", "--seeds", "0", "--out", str(out),
+                           "--grid", "learning-rate=1e-3,3e-4,1e-4", log=log)
+    try:
+        wait_for(lambda: ": done" in log.read_text(), 300, "a finished trial")
+        driver.send_signal(signal.SIGINT)
+        code = driver.wait(timeout=120)
+    finally:
+        driver.kill()
+    text = log.read_text()
+    assert code == 130, text
+    assert f"softac sweep --resume {out}" in text
+    finished = [line.split()[0] for line in text.splitlines() if line.endswith("of 3]") and ": done" in line]
+    assert finished
+    resumed = subprocess.run([sys.executable, "-m", "softac.cli", "sweep", "--resume", str(out)], capture_output=True,
+                             text=True, timeout=600, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    starts = [a["trial"] for a in read_attempts(out)]
+    for name in finished:
+        assert starts.count(name) == 1  # a finished trial is not run again
+    assert sorted(set(starts)) == ["p000-seeds0", "p001-seeds0", "p002-seeds0"]
+    with open(out / "sweep.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["final_step"] for r in rows] == ["400"] * 3
