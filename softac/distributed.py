@@ -262,7 +262,9 @@ def read_attempts(experiment_dir: str | Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------- driver
-def _start_ray(options: RayOptions):
+def start_ray(options: RayOptions):
+    """Start a local Ray instance or join the cluster of `options.address` (nothing if Ray already runs);
+    one sentence if the cluster cannot be reached or its largest node is smaller than a trial."""
     ray = ray_module()
     import logging
 
@@ -279,8 +281,9 @@ def _start_ray(options: RayOptions):
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError) as exc:
-        raise SoftacError(f"Cannot connect to a Ray cluster at {options.address}: {str(exc).splitlines()[0]} "
-                          "Start one with `ray start --head`, or leave out --ray-address.") from None
+        reason = str(exc).splitlines()[0].split(". ")[0].rstrip(".")
+        raise SoftacError(f"Cannot connect to a Ray cluster at {options.address} ({reason}); start one with "
+                          "`ray start --head`, or leave out --ray-address.") from None
     logging.getLogger("ray").setLevel(logging.CRITICAL)  # ray.init set it again
     if options.address is not None:
         _check_cluster_fits(ray, options)
@@ -303,7 +306,7 @@ def run_trials(trials: Sequence[Trial], experiment_dir: str | Path, options: Ray
     """Run `trials` as Ray Tune trials with their state in `experiment_dir`/tune; returns each trial's
     outcome and whether the experiment was interrupted (Ctrl-C: continue it with resume=True)."""
     experiment_dir = Path(experiment_dir).resolve()
-    ray = _start_ray(options)
+    ray = start_ray(options)
     from ray import tune
 
     from softac.tune_progress import OUTCOMES_NAME, Progress, read_outcomes
@@ -345,12 +348,18 @@ def run_trials(trials: Sequence[Trial], experiment_dir: str | Path, options: Ray
     return result, interrupted
 
 
+def asha_settings(trials: Sequence[Trial], options: RayOptions) -> dict:
+    """Keyword arguments of Tune's ASHAScheduler for these trials: rungs in env steps at grace * factor^k
+    (default grace: the longest trial's total_steps / 9), on the mean evaluation return over a trial's seeds."""
+    total = max(t.config.total_steps for t in trials)
+    return dict(time_attr="env_step", metric="eval_return", mode="max", max_t=total,
+                grace_period=options.asha_grace_steps or max(1, total // 9),
+                reduction_factor=options.asha_reduction_factor)
+
+
 def _scheduler(trials: Sequence[Trial], options: RayOptions):
     if options.scheduler == "fifo":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    total = max(t.config.total_steps for t in trials)
-    grace = options.asha_grace_steps or max(1, total // 9)
-    return ASHAScheduler(time_attr="env_step", metric="eval_return", mode="max", max_t=total,
-                         grace_period=grace, reduction_factor=options.asha_reduction_factor)
+    return ASHAScheduler(**asha_settings(trials, options))

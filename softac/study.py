@@ -32,7 +32,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from softac.config import SACConfig
-from softac.distributed import RayOptions, Trial, TrialOutcome, TrialsInterrupted, check_options, run_trials
+from softac.distributed import (RayOptions, Trial, TrialOutcome, TrialsInterrupted, check_options, run_trials,
+                                start_ray)
 from softac.errors import SoftacError
 
 SPEC_NAME = "sweep.json"
@@ -225,12 +226,16 @@ def sweep(base_config: SACConfig, grid: dict[str, Sequence] | Sequence[tuple[str
                           f"with softac sweep --resume {out}.")
     spec = SweepSpec(base=base_config, grid=checked, seeds=seeds, seeds_per_trial=seeds_per_trial, out=out,
                      options=options)
+    ray = start_ray(options)  # before anything is written: an unreachable or too small cluster leaves no directory
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / SPEC_NAME).write_text(spec.to_json())
-    except OSError as exc:
-        raise SoftacError(f"Cannot create the sweep directory {out}: {exc.strerror or exc}.") from None
-    return _run(spec, resume=False)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / SPEC_NAME).write_text(spec.to_json())
+        except OSError as exc:
+            raise SoftacError(f"Cannot create the sweep directory {out}: {exc.strerror or exc}.") from None
+        return _run(spec, resume=False)
+    finally:
+        ray.shutdown()
 
 
 def resume_sweep(out: str | Path) -> list[dict]:

@@ -92,6 +92,10 @@ def test_unreachable_ray_address_says_how_to_start_a_cluster(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_clean_error(code, err, "No Ray cluster answers at 127.0.0.1:")
     assert "ray start --head" in err and not ray.is_initialized()
+    # "auto" with no cluster started on this machine: one sentence once Ray has looked, and no directory.
+    code = main(["sweep", *TINY_FLAGS, "--out", str(tmp_path / "sweep"), "--ray-address", "auto"])
+    assert_clean_error(code, capsys.readouterr().err, "Cannot connect to a Ray cluster at auto")
+    assert not ray.is_initialized() and not (tmp_path / "sweep").exists()
 
 
 def test_existing_sweep_directory_is_never_reused(tmp_path, capsys):
@@ -215,3 +219,38 @@ def test_interrupted_driver_resumes_without_rerunning_finished_trials(tmp_path):
     with open(out / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["final_step"] for r in rows] == ["400"] * 3
+
+
+def test_asha_scheduler_settings():
+    from ray.tune.schedulers import ASHAScheduler
+
+    from softac.distributed import RayOptions, _scheduler, asha_settings
+
+    trials = sweep_trials(SweepSpec(base=SACConfig(**TINY, total_steps=9000), grid=(("tau", (0.01, 0.02)),),
+                                    seeds=(0,), seeds_per_trial=1, out=Path("x"), options=None))
+    assert _scheduler(trials, RayOptions()) is None
+    options = RayOptions(scheduler="asha", asha_reduction_factor=2)
+    assert isinstance(_scheduler(trials, options), ASHAScheduler)
+    assert asha_settings(trials, options) == dict(time_attr="env_step", metric="eval_return", mode="max", max_t=9000,
+                                                  grace_period=1000, reduction_factor=2)
+    assert asha_settings(trials, RayOptions(scheduler="asha", asha_grace_steps=300))["grace_period"] == 300
+
+
+def test_benchmark_suite_on_ray_writes_the_same_report(tmp_path, capsys):
+    runs, docs = tmp_path / "runs", tmp_path / "benchmarks.md"
+    code = main(["benchmark", "--suite", "smoke", "--ray", "--seeds-per-trial", "1", "--out-root", str(runs),
+                 "--docs", str(docs)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    # The run directories of a benchmark without Ray (so either way continues the other's runs) ...
+    assert sorted(p.name for p in (runs / "smoke").iterdir() if not p.name.startswith("ray-")) == [
+        "Pendulum-v1__seed0", "Pendulum-v1__seed1"]
+    assert all(final_evals(runs / "smoke" / f"Pendulum-v1__seed{k}")[0] == 600 for k in (0, 1))
+    # ... and the same generated block of the docs page.
+    text = docs.read_text()
+    assert "<!-- suite:smoke:Pendulum-v1:start -->" in text and "| Pendulum-v1 | 600 |" in text
+    # Run again: the finished runs are reported, not trained again.
+    assert main(["benchmark", "--suite", "smoke", "--ray", "--out-root", str(runs), "--docs", str(docs)]) == 0
+    attempts = [a for d in (runs / "smoke").glob("ray-*") for a in read_attempts(d)]
+    assert all(a["start_step"] == 0 for a in attempts if a["trial"] != "Pendulum-v1-seeds0-1")
+    assert [a["start_step"] for a in attempts if a["trial"] == "Pendulum-v1-seeds0-1"] == [600]
