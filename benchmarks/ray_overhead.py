@@ -63,7 +63,7 @@ def main() -> None:
                       "--cpus-per-trial", "1", "--out", str(args.out / "sweep4"))
     ray_rates = sweep_rates(args.out / "sweep4")
     print("\n(1) 4 runs: softac train one after the other vs a 4-trial sweep on a local Ray instance (1 CPU per trial)")
-    print(f"| | total wall time | env steps/s per run |\n| --- | --- | --- |")
+    print("| | total wall time | env steps/s per run |\n| --- | --- | --- |")
     print(f"| softac train x 4, one after the other | {sequential_wall:.1f} s | "
           f"{', '.join(f'{r:.1f}' for r in sequential_rates)} |")
     print(f"| softac sweep, 4 trials, --cpus-per-trial 1 | {ray_wall:.1f} s | {', '.join(f'{r:.1f}' for r in ray_rates)} |")

@@ -22,7 +22,7 @@ import pytest
 
 from softac import SACConfig, train
 from softac.cli import main
-from softac.distributed import keep_to_cpus, read_attempts
+from softac.distributed import read_attempts
 from softac.logger import read_metrics
 from softac.study import SweepSpec, sweep_trials
 from tests.test_cli import assert_clean_error
