@@ -31,6 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from softac.checkpoint import checkpoint_step
+from softac.rundir import lock_holder
 from softac.config import SACConfig, preset, validate
 from softac.errors import SoftacError
 from softac.logger import read_metrics
@@ -220,6 +221,9 @@ def run_env(suite: Suite, env_id: str, out_root: Path) -> list[Path]:
         return resume(dirs, total_steps=suite.total_steps, progress=False)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for d in dirs:  # a run that died before its first checkpoint has nothing to continue: set it aside
+        holder = lock_holder(d) if d.exists() else None
+        if holder is not None:
+            raise SoftacError(f"Run directory {d} is being trained by process {holder}; wait for it to finish.")
         if d.exists():
             d.rename(d.with_name(f"{d.name}.incomplete-{stamp}"))
     return train(cfg)
