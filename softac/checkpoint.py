@@ -199,22 +199,27 @@ def _read_manifest(directory: Path) -> dict:
 
 
 def _read(directory: Path, manifest: dict, name: str) -> bytes:
-    expected = manifest["files"].get(name)
+    _check_size(directory, manifest, name)
     try:
-        data = (directory / name).read_bytes()
+        return (directory / name).read_bytes()
     except OSError as exc:
         raise _Unreadable(f"{name}: {exc.strerror}") from None
-    if len(data) != expected:
-        raise _Unreadable(f"{name} has {len(data)} bytes, the manifest says {expected}")
-    return data
+
+
+def _check_size(directory: Path, manifest: dict, name: str) -> None:
+    expected = manifest["files"].get(name)
+    try:
+        size = (directory / name).stat().st_size
+    except OSError as exc:
+        raise _Unreadable(f"{name}: {exc.strerror}") from None
+    if size != expected:
+        raise _Unreadable(f"{name} has {size} bytes, the manifest says {expected}")
 
 
 def _read_npz(directory: Path, manifest: dict, name: str) -> dict[str, np.ndarray]:
-    import io
-
-    data = _read(directory, manifest, name)
+    _check_size(directory, manifest, name)
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with np.load(directory / name, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):

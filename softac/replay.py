@@ -26,8 +26,26 @@ def buffer_bytes(num_seeds: int, capacity: int, obs_dim: int, action_dim: int) -
 
 
 def available_memory() -> Optional[int]:
-    """Bytes of memory available to a new allocation without swapping (Linux MemAvailable), else the
-    machine's physical memory, else None when neither is known."""
+    """Bytes of memory available to a new allocation without swapping: Linux's MemAvailable (or the
+    machine's physical memory), and no more than a cgroup v2 memory limit leaves (containers); None if unknown."""
+    limit = _cgroup_memory_left()
+    system = _system_memory()
+    if system is None or limit is None:
+        return system if limit is None else limit
+    return min(system, limit)
+
+
+def _cgroup_memory_left() -> Optional[int]:
+    try:
+        text = open("/sys/fs/cgroup/memory.max").read().strip()
+        if text == "max":
+            return None
+        return int(text) - int(open("/sys/fs/cgroup/memory.current").read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _system_memory() -> Optional[int]:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
