@@ -7,10 +7,10 @@
 """
 
 from softac.config import PRESETS, SACConfig, preset
-from softac.errors import SoftacError
+from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import Agent, load_agent
 from softac.train import resume, train
 
 __version__ = "0.1.0"
 
-__all__ = ["Agent", "PRESETS", "SACConfig", "SoftacError", "load_agent", "preset", "resume", "train"]
+__all__ = ["Agent", "PRESETS", "SACConfig", "SoftacError", "TrainingInterrupted", "load_agent", "preset", "resume", "train"]

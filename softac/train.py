@@ -15,6 +15,10 @@ One loop iteration, for every seed in lockstep (the order of Algorithm 1):
    the environment by hand when the episode ended;
 3. log, evaluate, checkpoint at their intervals.
 
+While it runs, the process holds the writer lock of every run directory (softac.rundir), and
+SIGINT/SIGTERM (in the main thread) set a flag the loop checks once per env step: it stops at the
+end of that step, saves every seed's checkpoint and raises TrainingInterrupted.
+
 Because the updates due after step t run together with the action of step t+1, a run stopped
 after step k and resumed continues with exactly the calls an uninterrupted run would make.
 (Dispatching the update asynchronously and stepping the environment meanwhile, with actions from
