@@ -187,7 +187,7 @@ def _refuse_missing(run_dir: Path) -> None:
 def _read_manifest(directory: Path) -> dict:
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise _Unreadable(f"{MANIFEST}: {type(exc).__name__}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise _Unreadable(f"{MANIFEST} is not a softac checkpoint manifest")
@@ -291,7 +291,7 @@ def load_checkpoint(run_dir: str | Path, agent_state_template: Any) -> tuple[Any
         buffer_state = _buffer_state(replay)
         try:
             loop_json = json.loads(_read(directory, manifest, LOOP).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise _Unreadable(f"{LOOP}: {type(exc).__name__}") from None
         try:
             loop_state = _join_arrays(loop_json, _read_npz(directory, manifest, LOOP_ARRAYS))

@@ -118,9 +118,14 @@ def read_run_config(run_dir: str | Path) -> SACConfig:
     if not path.is_file():
         raise SoftacError(f"{run_dir} is not a softac run directory ({CONFIG_NAME} is missing).")
     try:
-        return SACConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise SoftacError(f"The config in {run_dir} is unreadable ({exc}).") from None
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return SACConfig.from_dict(data)
+    except SoftacError:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SoftacError(f"The config in {run_dir} is unreadable ({type(exc).__name__}: {exc}).") from None
 
 
 def load_agent(run_dir: str | Path) -> Agent:

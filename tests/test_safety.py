@@ -108,6 +108,7 @@ def _object_npz(marker: Path) -> bytes:
     ("replay.npz", _object_npz),
     ("loop.npz", _object_npz),
     ("loop.json", lambda marker: b'{"step": 150, "obs": {"__array__": "nowhere"}}'),
+    ("loop.json", lambda marker: b"[" * 100_000 + b"]" * 100_000),
     ("manifest.json", lambda marker: pickle.dumps(_Payload(marker))),
 ])
 def test_a_crafted_checkpoint_file_runs_no_code_and_is_one_sentence(run_copy, tmp_path, capsys, name, make):
@@ -122,6 +123,12 @@ def test_a_crafted_checkpoint_file_runs_no_code_and_is_one_sentence(run_copy, tm
         assert main(["eval", str(run_copy), "--episodes", "1"]) == 2
     assert not marker.exists()
     assert read_metrics(run_copy)[-1]["env_step"] == 150  # nothing changed
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "[" * 100_000, '{"env": 5}', "\udcff"])
+def test_a_crafted_config_is_one_sentence(run_copy, capsys, text):
+    (run_copy / "config.json").write_text(text, errors="surrogateescape")
+    assert_clean_error(main(["eval", str(run_copy)]), capsys.readouterr().err, "")
 
 
 def test_a_crafted_environment_state_is_refused(run_copy, capsys):
