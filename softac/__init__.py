@@ -8,12 +8,12 @@
 
 from softac.callbacks import Callback, EvaluationEvent
 from softac.config import PRESETS, SACConfig, preset
-from softac.errors import SoftacError
+from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import Agent, load_agent
 from softac.study import resume_sweep, sweep
 from softac.train import resume, train
 
 __version__ = "0.1.0"
 
-__all__ = ["Agent", "Callback", "EvaluationEvent", "PRESETS", "SACConfig", "SoftacError", "load_agent", "preset",
-           "resume", "resume_sweep", "sweep", "train"]
+__all__ = ["Agent", "Callback", "EvaluationEvent", "PRESETS", "SACConfig", "SoftacError", "TrainingInterrupted",
+           "load_agent", "preset", "resume", "resume_sweep", "sweep", "train"]

@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from softac.config import SACConfig, preset, validate
-from softac.errors import SoftacError
+from softac.errors import SoftacError, TrialsInterrupted
 from softac.logger import read_metrics
 
 
@@ -258,7 +258,7 @@ def _run_suite_on_ray(suite: Suite, out_root: Path, options, seeds_per_trial: Op
     """Every environment and seed group as a Ray Tune trial. Each call is a new Tune experiment (under
     <out_root>/<suite>/ray-<timestamp>): the run directories, not Tune's state, say what is done, so running
     the command again continues unfinished runs and leaves finished ones, whatever the step budget."""
-    from softac.distributed import TrialsInterrupted, check_options, run_trials
+    from softac.distributed import check_options, run_trials
     from softac.train import named_run_dirs
 
     check_options(options)

@@ -1,83 +1,344 @@
-"""Atomic checkpoints of one seed's run: everything the training loop needs to continue exactly.
+"""Checkpoints of one seed's run: everything the training loop needs to continue exactly, in files
+that cannot run code when read.
 
-A checkpoint is one file, `checkpoint.pkl` in the run directory, holding
-- the agent state (params, target params, optimiser states, log alpha, PRNG key, update count),
-  serialised with flax.serialization against the agent's own state structure;
-- the replay buffer's filled part, write position and size;
-- the loop state: env step, current observation, episode return/length/count, the numpy
-  Generator state of warm-up actions and minibatch indices, and the environment's state
-  (see softac.envs for what is captured per kind of environment).
+A checkpoint is the directory `checkpoint/` in the run directory:
 
-It is written to a temporary name in the same directory, flushed to disk, then renamed over the
-old one (os.replace is atomic), so a crash during a save leaves the previous checkpoint intact.
+| file | holds | format |
+| --- | --- | --- |
+| `policy.msgpack` | the actor's parameters (all that `eval` and `load_agent` read) | flax.serialization msgpack |
+| `agent.msgpack` | the rest of the agent state: critics, targets, optimiser states, log alpha, PRNG key, update count | flax.serialization msgpack |
+| `replay.npz` | the replay buffer's filled part, write position, size and capacity | numpy .npz, read with allow_pickle=False |
+| `loop.json` | env step, episode counters, the numpy Generator state, the environment's state (see softac.envs) | JSON; its arrays are in loop.npz |
+| `loop.npz` | the arrays of the loop state: current observation, acting key, environment state arrays | numpy .npz, read with allow_pickle=False |
+| `manifest.json` | format name and version, env step, size of every file above | JSON, written last |
+
+msgpack is restored against the agent's own state structure (shapes checked), .npz files are read
+with `allow_pickle=False` and JSON is plain data: no file of a checkpoint can make softac run code.
+The `checkpoint.pkl` files of softac 0.1 are pickles, which can; they are refused, not read.
+
+Atomic as a set: a save writes a new directory `.checkpoint.new-<pid>` (every file flushed to disk,
+the manifest last), moves the old `checkpoint/` aside to `.checkpoint.old-<pid>`, renames the new one
+into place and only then deletes the old one. A crash at any moment leaves a complete checkpoint:
+`checkpoint/`, or (between the two renames) `.checkpoint.old-<pid>`, which readers fall back to and
+`recover_interrupted_save` moves back. The next writer of the run removes the other leftovers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-import pickle
+import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.serialization
+import jax
+import numpy as np
 
 from softac.errors import SoftacError
+from softac.rundir import fsync_dir
 
-CHECKPOINT_NAME = "checkpoint.pkl"
-FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoint"
+LEGACY_PICKLE_NAME = "checkpoint.pkl"  # softac 0.1; refused
+FORMAT_NAME = "softac checkpoint"
+FORMAT_VERSION = 2  # 1 was softac 0.1's checkpoint.pkl
+
+MANIFEST = "manifest.json"
+POLICY = "policy.msgpack"
+AGENT = "agent.msgpack"
+REPLAY = "replay.npz"
+LOOP = "loop.json"
+LOOP_ARRAYS = "loop.npz"
+_ARRAY_REF = "__array__"  # in loop.json, {"__array__": key} stands for loop.npz[key]
+_SCALAR_REF = "__scalar__"  # ... and {"__scalar__": key} for the numpy scalar loop.npz[key][()]
+_REPLAY_FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / CHECKPOINT_NAME
+    """Where a run directory's checkpoint lives (a directory)."""
+    return Path(run_dir) / CHECKPOINT_DIR
 
 
+def _test_hook(stage: str, path: Path) -> None:
+    """Called during a save after the new files are on disk ("written") and after the old checkpoint was
+    moved aside ("swapping"); tests replace it to kill the process at those moments."""
+
+
+def _write_file(path: Path, write: Callable[[Any], None]) -> None:
+    """Create `path`, fill it with `write(file)` and flush it to disk."""
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------------------------- saving
 def save_checkpoint(run_dir: str | Path, agent_state: Any, buffer_state: dict, loop_state: dict) -> Path:
-    """Write the checkpoint of one seed atomically; returns its path."""
-    path = checkpoint_path(run_dir)
-    payload = {
-        "format": FORMAT_VERSION,
-        "agent_state": flax.serialization.to_bytes(agent_state),
-        "buffer": buffer_state,
-        "loop": loop_state,
+    """Write the checkpoint of one seed atomically as a set; returns its directory.
+
+    An OSError (disk full, permissions) becomes a SoftacError; the previous checkpoint is kept.
+    """
+    run_dir = Path(run_dir)
+    final = checkpoint_path(run_dir)
+    new = run_dir / f".{CHECKPOINT_DIR}.new-{os.getpid()}"
+    old = run_dir / f".{CHECKPOINT_DIR}.old-{os.getpid()}"
+    state = flax.serialization.to_state_dict(agent_state)
+    policy = state.pop("actor_params")
+    loop_json, loop_arrays = _split_arrays(loop_state)
+    writers = {
+        POLICY: lambda f: f.write(flax.serialization.msgpack_serialize(policy)),
+        AGENT: lambda f: f.write(flax.serialization.msgpack_serialize(state)),
+        REPLAY: lambda f: np.savez(f, **{k: np.asarray(buffer_state["data"][k]) for k in _REPLAY_FIELDS},
+                                   position=np.int64(buffer_state["position"]), size=np.int64(buffer_state["size"]),
+                                   capacity=np.int64(buffer_state["capacity"])),
+        LOOP: lambda f: f.write(json.dumps(loop_json).encode("utf-8")),
+        LOOP_ARRAYS: lambda f: np.savez(f, **loop_arrays),
     }
-    tmp = path.with_name(f".{CHECKPOINT_NAME}.tmp-{os.getpid()}")
+    moved_aside = False
     try:
-        with open(tmp, "wb") as f:
-            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        if new.exists():
+            shutil.rmtree(new)
+        new.mkdir()
+        for name, write in writers.items():
+            _write_file(new / name, write)
+        manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "step": int(loop_state["step"]),
+                    "files": {name: (new / name).stat().st_size for name in writers}}
+        _write_file(new / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=2).encode("utf-8")))
+        fsync_dir(new)
+        _test_hook("written", new)
+        if final.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.rename(final, old)
+            moved_aside = True
+            _test_hook("swapping", new)
+        os.rename(new, final)
+        fsync_dir(run_dir)
+    except BaseException as exc:
+        if moved_aside and not final.exists():
+            with contextlib.suppress(OSError):
+                os.rename(old, final)
+        shutil.rmtree(new, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise SoftacError(f"Could not write the checkpoint in {run_dir} ({exc.strerror or exc}); "
+                              "the previous checkpoint, if any, is kept.") from None
+        raise
+    if moved_aside:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _split_arrays(obj: Any, arrays: Optional[dict] = None, path: str = "") -> tuple[Any, dict]:
+    """(JSON-able copy of `obj` with every numpy array replaced by a reference, {reference: array})."""
+    arrays = {} if arrays is None else arrays
+    if isinstance(obj, dict):
+        return {str(k): _split_arrays(v, arrays, f"{path}.{k}")[0] for k, v in obj.items()}, arrays
+    if isinstance(obj, (list, tuple)):
+        return [_split_arrays(v, arrays, f"{path}.{i}")[0] for i, v in enumerate(obj)], arrays
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        arrays[path] = np.asarray(obj)
+        return {_ARRAY_REF: path}, arrays
+    if isinstance(obj, np.generic):
+        arrays[path] = np.asarray(obj)
+        return {_SCALAR_REF: path}, arrays
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj, arrays
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint's loop state")
+
+
+def _join_arrays(obj: Any, arrays: dict) -> Any:
+    """Inverse of `_split_arrays`."""
+    if isinstance(obj, dict):
+        if set(obj) == {_ARRAY_REF}:
+            return arrays[obj[_ARRAY_REF]]
+        if set(obj) == {_SCALAR_REF}:
+            return arrays[obj[_SCALAR_REF]][()]
+        return {k: _join_arrays(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join_arrays(v, arrays) for v in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------------- reading
+class _Unreadable(Exception):
+    """Why a checkpoint file cannot be used (becomes the parenthesis of one SoftacError sentence)."""
+
+
+def _committed_dir(run_dir: Path) -> Optional[Path]:
+    """The complete checkpoint directory of a run: checkpoint/, or the one a crash left moved aside."""
+    final = checkpoint_path(run_dir)
+    if (final / MANIFEST).is_file():
+        return final
+    for old in sorted(run_dir.glob(f".{CHECKPOINT_DIR}.old-*")):
+        if (old / MANIFEST).is_file():
+            return old
+    return None
+
+
+def _refuse_missing(run_dir: Path) -> None:
+    if (run_dir / LEGACY_PICKLE_NAME).exists():
+        raise SoftacError(f"{run_dir} holds a {LEGACY_PICKLE_NAME} from softac 0.1, a Python pickle that could run "
+                          "arbitrary code when loaded, so softac refuses to read it; retrain the run (or load it "
+                          "with softac 0.1 only if you trust where it came from).")
+    raise SoftacError(f"{run_dir} holds no checkpoint ({CHECKPOINT_DIR}/{MANIFEST} is missing).")
+
+
+def _read_manifest(directory: Path) -> dict:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise _Unreadable(f"{MANIFEST}: {type(exc).__name__}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise _Unreadable(f"{MANIFEST} is not a softac checkpoint manifest")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise _Unreadable(f"format version {manifest.get('version')!r}; this softac reads version {FORMAT_VERSION}")
+    if not isinstance(manifest.get("step"), int) or not isinstance(manifest.get("files"), dict):
+        raise _Unreadable(f"{MANIFEST} lacks the step or the file list")
+    return manifest
+
+
+def _read(directory: Path, manifest: dict, name: str) -> bytes:
+    _check_size(directory, manifest, name)
+    try:
+        return (directory / name).read_bytes()
+    except OSError as exc:
+        raise _Unreadable(f"{name}: {exc.strerror}") from None
+
+
+def _check_size(directory: Path, manifest: dict, name: str) -> None:
+    expected = manifest["files"].get(name)
+    try:
+        size = (directory / name).stat().st_size
+    except OSError as exc:
+        raise _Unreadable(f"{name}: {exc.strerror}") from None
+    if size != expected:
+        raise _Unreadable(f"{name} has {size} bytes, the manifest says {expected}")
+
+
+def _read_npz(directory: Path, manifest: dict, name: str) -> dict[str, np.ndarray]:
+    _check_size(directory, manifest, name)
+    try:
+        with np.load(directory / name, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise _Unreadable(f"{name} holds Python objects, which softac never loads") from None
+        raise _Unreadable(f"{name}: {exc}") from None
+    except Exception as exc:
+        raise _Unreadable(f"{name}: {type(exc).__name__}") from None
+
+
+def _restore_msgpack(template: Any, data: bytes, name: str) -> Any:
+    try:
+        restored = flax.serialization.msgpack_restore(data)
+    except Exception as exc:
+        raise _Unreadable(f"{name}: {type(exc).__name__}") from None
+    try:
+        state = flax.serialization.from_state_dict(template, restored)
+    except Exception:
+        raise _Unreadable(f"{name} does not match this run's networks") from None
+    leaves, expected = jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(template)
+    if len(leaves) != len(expected) or any(
+            np.shape(a) != np.shape(b) or np.asarray(a).dtype != np.asarray(b).dtype for a, b in zip(leaves, expected)):
+        raise _Unreadable(f"{name} does not match this run's networks")
+    return state
+
+
+def _open(run_dir: str | Path) -> tuple[Path, Path, dict]:
+    run_dir = Path(run_dir)
+    directory = _committed_dir(run_dir)
+    if directory is None:
+        _refuse_missing(run_dir)
+    try:
+        return run_dir, directory, _read_manifest(directory)
+    except _Unreadable as exc:
+        raise SoftacError(f"The checkpoint in {run_dir} is unreadable ({exc}).") from None
+
+
+def _unreadable(run_dir: Path, exc: Exception) -> SoftacError:
+    return SoftacError(f"The checkpoint in {run_dir} is unreadable ({exc}).")
+
+
+def read_checkpoint_policy(run_dir: str | Path, actor_params_template: Any) -> Any:
+    """Only the actor's parameters of a run's checkpoint (reads policy.msgpack and the manifest, nothing else)."""
+    run_dir, directory, manifest = _open(run_dir)
+    try:
+        return _restore_msgpack(actor_params_template, _read(directory, manifest, POLICY), POLICY)
+    except _Unreadable as exc:
+        raise _unreadable(run_dir, exc) from None
+
+
+def read_checkpoint_agent(run_dir: str | Path, agent_state_template: Any) -> Any:
+    """The agent state of a run's checkpoint (policy.msgpack and agent.msgpack; not the replay buffer)."""
+    run_dir, directory, manifest = _open(run_dir)
+    template = flax.serialization.to_state_dict(agent_state_template)
+    actor_template = template.pop("actor_params")
+    try:
+        actor = _restore_msgpack(actor_template, _read(directory, manifest, POLICY), POLICY)
+        rest = _restore_msgpack(template, _read(directory, manifest, AGENT), AGENT)
+        return flax.serialization.from_state_dict(agent_state_template, {**rest, "actor_params": actor})
+    except _Unreadable as exc:
+        raise _unreadable(run_dir, exc) from None
 
 
 def load_checkpoint(run_dir: str | Path, agent_state_template: Any) -> tuple[Any, dict, dict]:
     """(agent_state, buffer_state, loop_state) of a run directory; SoftacError if there is none or it is unreadable."""
-    path = checkpoint_path(run_dir)
-    if not path.is_file():
-        raise SoftacError(f"{run_dir} holds no checkpoint ({CHECKPOINT_NAME} is missing).")
+    agent_state = read_checkpoint_agent(run_dir, agent_state_template)
+    run_dir, directory, manifest = _open(run_dir)
     try:
-        with open(path, "rb") as f:
-            payload = pickle.load(f)
-        if payload.get("format") != FORMAT_VERSION:
-            raise ValueError("unknown format")
-        agent_state = flax.serialization.from_bytes(agent_state_template, payload["agent_state"])
-        return agent_state, payload["buffer"], payload["loop"]
-    except Exception as exc:
-        raise SoftacError(f"The checkpoint in {run_dir} is unreadable ({type(exc).__name__}).") from None
+        replay = _read_npz(directory, manifest, REPLAY)
+        buffer_state = _buffer_state(replay)
+        try:
+            loop_json = json.loads(_read(directory, manifest, LOOP).decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise _Unreadable(f"{LOOP}: {type(exc).__name__}") from None
+        try:
+            loop_state = _join_arrays(loop_json, _read_npz(directory, manifest, LOOP_ARRAYS))
+        except (KeyError, TypeError, IndexError):
+            raise _Unreadable(f"{LOOP} refers to arrays that {LOOP_ARRAYS} does not hold") from None
+        if not isinstance(loop_state, dict) or loop_state.get("step") != manifest["step"]:
+            raise _Unreadable(f"{LOOP} disagrees with the manifest's step")
+    except _Unreadable as exc:
+        raise _unreadable(run_dir, exc) from None
+    return agent_state, buffer_state, loop_state
 
 
-def read_checkpoint_agent(run_dir: str | Path, agent_state_template: Any) -> Any:
-    """Only the agent state of a checkpoint (for evaluation); same errors as load_checkpoint."""
-    return load_checkpoint(run_dir, agent_state_template)[0]
+def _buffer_state(replay: dict[str, np.ndarray]) -> dict:
+    missing = [k for k in _REPLAY_FIELDS + ("position", "size", "capacity") if k not in replay]
+    if missing:
+        raise _Unreadable(f"{REPLAY} lacks {', '.join(missing)}")
+    try:
+        position, size, capacity = (int(replay[k]) for k in ("position", "size", "capacity"))
+    except (TypeError, ValueError):
+        raise _Unreadable(f"{REPLAY} has a malformed position, size or capacity") from None
+    if not (0 <= size <= capacity and 0 <= position < max(capacity, 1)) or any(
+            replay[k].shape[:1] != (size,) or replay[k].dtype.kind != "f" for k in _REPLAY_FIELDS):
+        raise _Unreadable(f"{REPLAY} has inconsistent sizes")
+    return {"data": {k: replay[k] for k in _REPLAY_FIELDS}, "position": position, "size": size, "capacity": capacity}
 
 
 def checkpoint_step(run_dir: str | Path) -> Optional[int]:
-    """The env step of a run directory's checkpoint, or None if it has none or it is unreadable."""
-    try:
-        with open(checkpoint_path(run_dir), "rb") as f:
-            return int(pickle.load(f)["loop"]["step"])
-    except Exception:
+    """The env step of a run directory's checkpoint (read from its manifest only), or None if it has none or it is unreadable."""
+    directory = _committed_dir(Path(run_dir))
+    if directory is None:
         return None
+    try:
+        return _read_manifest(directory)["step"]
+    except _Unreadable:
+        return None
+
+
+def recover_interrupted_save(run_dir: str | Path) -> None:
+    """Put back the checkpoint a crash left moved aside (between the two renames of a save).
+
+    Call only while holding the run directory's lock; `softac.rundir.remove_leftovers` then clears the rest.
+    """
+    run_dir = Path(run_dir)
+    final = checkpoint_path(run_dir)
+    if final.exists():
+        return
+    directory = _committed_dir(run_dir)
+    if directory is not None and directory != final:
+        os.rename(directory, final)
+        fsync_dir(run_dir)

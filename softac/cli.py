@@ -2,21 +2,33 @@
 
 `softac train` has one flag per SACConfig field (the field name with dashes, its help the field's
 documentation); `--preset NAME` starts from a named config and explicit flags override it.
-Every error a user can cause prints one sentence and exits with status 2, without a traceback.
+Every error a user can cause prints one sentence and exits with status 2, without a traceback:
+softac's own errors, bad flag values (one line, not the whole usage) and operating-system errors
+(permissions, a full disk). Ctrl-C or SIGTERM during training saves a checkpoint of every seed,
+prints the command that continues the run, and exits with 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 import types
 import typing
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from softac.config import PRESETS, SACConfig, preset
-from softac.errors import SoftacError
+from softac.errors import SoftacError, TrainingInterrupted, TrialsInterrupted
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (`softac: error: ...`, status 2) instead of the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"softac: error: {message} (see {self.prog} --help).\n")
 
 
 # ------------------------------------------------------------------------------ config flags
@@ -119,7 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from softac.plot import plot_runs
 
-    print(plot_runs(args.run_dirs, args.out))
+    print(plot_runs(args.run_dirs, args.out))  # the path written: --out, with .png added if it has no suffix
     return 0
 
 
@@ -183,14 +195,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_tabular(args: argparse.Namespace) -> int:
     from softac import tabular
+    from softac.figures import figure_path
 
+    if args.plot is not None:
+        figure_path(args.plot)  # a bad output path fails before any work
     P, R = tabular.named_mdp(args.mdp, seed=args.seed)
     print(tabular.soft_policy_iteration_report(P, R, args.gamma, args.alpha, plot_path=args.plot))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softac", description="Soft Actor-Critic in JAX.")
+    parser = _Parser(prog="softac", description="Soft Actor-Critic in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train SAC (or continue a run with --resume)")
@@ -277,23 +292,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (which handles it itself, with a checkpoint)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _os_error_sentence(exc: OSError) -> str:
+    if exc.filename:
+        return f"Could not use {exc.filename} ({exc.strerror or exc})."
+    return f"An operating-system error stopped softac ({exc.strerror or exc})."
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.func(args)
     except SoftacError as exc:
         print(f"softac: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # what the filesystem says (permissions, a full disk, ...), as one sentence
+        print(f"softac: error: {_os_error_sentence(exc)}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as exc:
+        print(f"softac: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    except TrialsInterrupted as exc:
+        print(f"softac: {exc}", file=sys.stderr, flush=True)
+        return 130
+    except _Terminated:
+        print("softac: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("softac: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        from softac.distributed import TrialsInterrupted
-
-        if not isinstance(exc, TrialsInterrupted):
-            raise
-        print(f"softac: {exc}", file=sys.stderr)
-        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

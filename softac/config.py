@@ -196,6 +196,16 @@ def validate(cfg: SACConfig) -> None:
         _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds must be distinct, got {cfg.seeds!r}.")
         _check(all(isinstance(s, int) and s >= 0 for s in cfg.seeds), "seeds must be non-negative integers.")
     _check(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}.")
+    _check(cfg.run_name is None or _is_plain_name(cfg.run_name),
+           f"run_name must be a directory name, not a path (no '/', not empty, '.' or '..'), got {cfg.run_name!r}.")
+
+
+def _is_plain_name(name: Any) -> bool:
+    """True for a single path component: no separator, not empty, not '.' or '..', no NUL."""
+    import os
+
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+            and (os.altsep is None or os.altsep not in name))
 
 
 def _finite(x: Any) -> bool:

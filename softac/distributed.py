@@ -71,10 +71,6 @@ class Trial:
     config: SACConfig
 
 
-class TrialsInterrupted(Exception):
-    """The driver was interrupted (Ctrl-C) before every trial ended; the message says how to continue."""
-
-
 @dataclass(frozen=True)
 class TrialOutcome:
     name: str

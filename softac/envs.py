@@ -4,21 +4,22 @@ softac steps every environment itself, one `env.step` at a time, and resets it b
 `terminated or truncated`, so the transition stored for a time-limit cut-off carries the true
 final observation and `terminated = False` (it bootstraps); no vector-env autoreset is involved.
 
-Environment state in checkpoints (`capture_env_state` / `restore_env_state`):
+Environment state in checkpoints (`capture_env_state` / `restore_env_state`), plain data only
+(numbers, strings, arrays: nothing that runs code when read back):
 - MuJoCo environments: the full integration state (mj_getState with mjSTATE_INTEGRATION: time,
   qpos, qvel, actuator state, warm-start accelerations, ...), the env's np_random state and the
   TimeLimit step counter, so the episode in progress continues exactly.
-- Environments that pickle with their state (classic control: Pendulum, CartPole, ...): the
-  pickled environment.
-- Others (e.g. Box2D, which pickles only its constructor arguments): not captured; on resume the
-  episode in progress is dropped and the environment is reset with a seed derived from the run's
-  seed and step. Resume is then exact for the agent, buffer and RNGs but not for that episode.
+- Gymnasium's classic-control environments (Pendulum, CartPole, MountainCar, Acrobot, ...): their
+  `state` array (and CartPole's `steps_beyond_terminated`, Pendulum's `last_u`), the env's np_random
+  state and the TimeLimit step counter; the episode in progress continues exactly.
+- Others (e.g. Box2D or your own environments): not captured; on resume the episode in progress is
+  dropped and the environment is reset with a seed derived from the run's seed and step. Resume is
+  then exact for the agent, buffer and RNGs but not for that episode.
 """
 
 from __future__ import annotations
 
 import difflib
-import pickle
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -158,33 +159,51 @@ def _is_mujoco(env: gym.Env) -> bool:
     return isinstance(env.unwrapped, MujocoEnv)
 
 
-def _pickles_with_state(env: gym.Env) -> bool:
-    from gymnasium.utils import EzPickle
+# Attributes of a classic-control environment that change during an episode (besides np_random).
+_CLASSIC_ATTRIBUTES = ("state", "steps_beyond_terminated", "last_u")
 
-    return not isinstance(env.unwrapped, EzPickle)
+
+def _is_classic_control(env: gym.Env) -> bool:
+    return type(env.unwrapped).__module__.startswith("gymnasium.envs.classic_control.")
+
+
+def _plain(value: Any) -> Any:
+    """A classic-control attribute as plain data: None, a number, or a float64 array (tuples marked)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return {"tuple": np.asarray(value, np.float64)}
+    return np.array(value)
+
+
+def _unplain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(float(x) for x in np.asarray(value["tuple"], np.float64))
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
 
 
 def capture_env_state(env: gym.Env) -> Optional[dict[str, Any]]:
-    """What `restore_env_state` needs to continue the episode in progress exactly, or None (see module doc)."""
+    """What `restore_env_state` needs to continue the episode in progress exactly, as plain data, or None."""
+    time_limit = _time_limit(env)
+    elapsed = None if time_limit is None or time_limit._elapsed_steps is None else int(time_limit._elapsed_steps)
+    unwrapped = env.unwrapped
     if _is_mujoco(env):
         import mujoco
 
-        unwrapped = env.unwrapped
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         physics = np.empty(mujoco.mj_stateSize(unwrapped.model, spec), np.float64)
         mujoco.mj_getState(unwrapped.model, unwrapped.data, physics, spec)
-        time_limit = _time_limit(env)
-        return {
-            "kind": "mujoco",
-            "physics": physics,
-            "np_random": unwrapped.np_random.bit_generator.state,
-            "elapsed_steps": None if time_limit is None else time_limit._elapsed_steps,
-        }
-    if _pickles_with_state(env):
-        try:
-            return {"kind": "pickle", "env": pickle.dumps(env)}
-        except Exception:  # an env holding unpicklable handles: fall back to re-seeding
-            return None
+        return {"kind": "mujoco", "physics": physics, "np_random": unwrapped.np_random.bit_generator.state,
+                "elapsed_steps": elapsed}
+    if _is_classic_control(env):
+        attributes = {name: _plain(getattr(unwrapped, name)) for name in _CLASSIC_ATTRIBUTES
+                      if name in vars(unwrapped)}
+        return {"kind": "classic_control", "attributes": attributes,
+                "np_random": unwrapped.np_random.bit_generator.state, "elapsed_steps": elapsed}
     return None
 
 
@@ -192,22 +211,38 @@ def restore_env_state(env_id: str, state: Optional[dict[str, Any]], reset_seed: 
     """An environment continuing from `state`: (env, None), or (env, first_obs) when it had to be reset.
 
     The second element is the observation of a fresh episode (reset with `reset_seed`) when the
-    state could not be captured; None means the saved episode continues.
+    state could not be captured; None means the saved episode continues. A state that does not fit
+    the environment raises SoftacError.
     """
-    if state is not None and state["kind"] == "pickle":
-        return pickle.loads(state["env"]), None
     env = make_env(env_id)
+    obs, _ = env.reset(seed=reset_seed)
     if state is None:
-        obs, _ = env.reset(seed=reset_seed)
         return env, obs
-    import mujoco
-
-    env.reset(seed=reset_seed)
+    kind = state.get("kind") if isinstance(state, dict) else None
+    expected = "mujoco" if _is_mujoco(env) else "classic_control" if _is_classic_control(env) else None
+    if kind != expected:
+        raise SoftacError(f"The checkpoint's environment state ({kind!r}) does not fit {env_id}.")
     unwrapped = env.unwrapped
-    mujoco.mj_setState(unwrapped.model, unwrapped.data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
-    mujoco.mj_forward(unwrapped.model, unwrapped.data)
-    unwrapped.np_random.bit_generator.state = state["np_random"]
-    time_limit = _time_limit(env)
-    if time_limit is not None and state["elapsed_steps"] is not None:
-        time_limit._elapsed_steps = state["elapsed_steps"]
+    try:
+        if kind == "mujoco":
+            import mujoco
+
+            physics = np.asarray(state["physics"], np.float64)
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            if physics.shape != (mujoco.mj_stateSize(unwrapped.model, spec),):
+                raise ValueError("physics state of the wrong size")
+            mujoco.mj_setState(unwrapped.model, unwrapped.data, physics, spec)
+            mujoco.mj_forward(unwrapped.model, unwrapped.data)
+        else:
+            unknown = set(state["attributes"]) - set(_CLASSIC_ATTRIBUTES)
+            if unknown:
+                raise ValueError(f"unknown attributes {sorted(unknown)}")
+            for name, value in state["attributes"].items():
+                setattr(unwrapped, name, _unplain(value))
+        unwrapped.np_random.bit_generator.state = state["np_random"]
+        time_limit = _time_limit(env)
+        if time_limit is not None and state["elapsed_steps"] is not None:
+            time_limit._elapsed_steps = int(state["elapsed_steps"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SoftacError(f"The checkpoint's environment state does not fit {env_id} ({exc}).") from None
     return env, None

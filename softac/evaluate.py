@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import gymnasium as gym
 import jax
@@ -19,7 +19,7 @@ import numpy as np
 
 from softac.agent import AgentBase
 from softac.algorithms import make_agent
-from softac.checkpoint import read_checkpoint_agent
+from softac.checkpoint import read_checkpoint_agent, read_checkpoint_policy
 from softac.config import SACConfig
 from softac.envs import ActionSpec, action_spec, make_env, space_dims
 from softac.errors import SoftacError
@@ -60,11 +60,18 @@ def make_deterministic_policy(agent: AgentBase) -> Callable:
 
 
 class Agent:
-    """A trained SAC policy loaded from a run directory (see `load_agent`)."""
+    """A trained SAC policy loaded from a run directory (see `load_agent`).
 
-    def __init__(self, config: SACConfig, sac: AgentBase, state, action_space: gym.Space):
+    Holds the actor's parameters; `state`, the whole agent state (critics, optimiser states, ...), is
+    read from the checkpoint the first time it is asked for.
+    """
+
+    def __init__(self, config: SACConfig, sac: AgentBase, actor_params, action_space: gym.Space,
+                 run_dir: Optional[Path] = None):
         self.config = config
-        self.state = state
+        self.actor_params = actor_params
+        self.run_dir = run_dir
+        self._state = None
         self.action_space = action_space
         self.action_spec: ActionSpec = action_spec(action_space)
         self._sac = sac
@@ -72,15 +79,22 @@ class Agent:
         self._sample = jax.jit(sac.sample_action)
         self._key = jax.random.PRNGKey(config.seed)
 
+    @property
+    def state(self):
+        """The agent state of the checkpoint (policy and agent files; never the replay buffer)."""
+        if self._state is None:
+            self._state = read_checkpoint_agent(self.run_dir, self._sac.init(jax.random.PRNGKey(0)))
+        return self._state
+
     def act(self, obs: np.ndarray, deterministic: bool = True):
         """The environment's action for `obs` [obs_dim] (or actions for [B, obs_dim]): within the bounds
         of a Box action space, an integer of a Discrete one."""
         obs = jnp.asarray(obs, jnp.float32)
         if deterministic:
-            action = self._deterministic(self.state.actor_params, obs)
+            action = self._deterministic(self.actor_params, obs)
         else:
             self._key, key = jax.random.split(self._key)
-            action, _ = self._sample(self.state.actor_params, obs, key)
+            action, _ = self._sample(self.actor_params, obs, key)
         action = np.asarray(action)
         if action.ndim == 1:
             return self.action_spec.to_env(action)
@@ -90,7 +104,7 @@ class Agent:
         """Returns of `episodes` deterministic episodes; episode i is reset with seed `seed + i`."""
         envs = [[make_env(self.config.env) for _ in range(episodes)]]
         policy = jax.jit(self._sac.deterministic_action)
-        returns = run_episodes(lambda obs: np.asarray(policy(self.state.actor_params, obs)), envs, [seed])
+        returns = run_episodes(lambda obs: np.asarray(policy(self.actor_params, obs)), envs, [seed])
         for env in envs[0]:
             env.close()
         return returns[0]
@@ -104,9 +118,14 @@ def read_run_config(run_dir: str | Path) -> SACConfig:
     if not path.is_file():
         raise SoftacError(f"{run_dir} is not a softac run directory ({CONFIG_NAME} is missing).")
     try:
-        return SACConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise SoftacError(f"The config in {run_dir} is unreadable ({exc}).") from None
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return SACConfig.from_dict(data)
+    except SoftacError:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SoftacError(f"The config in {run_dir} is unreadable ({type(exc).__name__}: {exc}).") from None
 
 
 def load_agent(run_dir: str | Path) -> Agent:
@@ -115,7 +134,7 @@ def load_agent(run_dir: str | Path) -> Agent:
     env = make_env(config.env)
     obs_dim, action_dim = space_dims(env)
     sac = make_agent(config, obs_dim, action_dim)
-    state = read_checkpoint_agent(run_dir, sac.init(jax.random.PRNGKey(0)))
+    actor_params = read_checkpoint_policy(run_dir, sac.init(jax.random.PRNGKey(0)).actor_params)
     action_space = env.action_space
     env.close()
-    return Agent(config, sac, state, action_space)
+    return Agent(config, sac, actor_params, action_space, Path(run_dir))

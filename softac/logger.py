@@ -45,6 +45,13 @@ class RunLogger:
                 if key != "env_step" and value is not None and not (isinstance(value, float) and math.isnan(value)):
                     self._tb.add_scalar(key, float(value), step)
 
+    def flush(self) -> None:
+        """Push metrics.csv and the TensorBoard events written so far to disk (done at every checkpoint)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if self._tb is not None:
+            self._tb.flush()
+
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:

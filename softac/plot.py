@@ -10,6 +10,7 @@ import numpy as np
 
 from softac.errors import SoftacError
 from softac.evaluate import read_run_config
+from softac.figures import figure_path, save_figure
 from softac.logger import read_metrics
 
 
@@ -28,7 +29,9 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
               references: Sequence[tuple[int, float, float]] = ()) -> Path:
     """Write a PNG of evaluation return vs env steps: one panel per environment, and for several
     runs of one environment (and algorithm) their mean with a min-max band over the steps all share.
+    Returns the path written (`out`, with .png added when it has no suffix; see softac.figures).
     `references`: published (env step, low, high) figures, drawn as black markers with their range."""
+    out = figure_path(out)  # a bad output path fails before any work
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,8 +98,7 @@ def _save(fig, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    try:
+        return save_figure(fig, out, dpi=100)
+    finally:
+        plt.close(fig)

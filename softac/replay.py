@@ -9,13 +9,72 @@ or beside others.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Optional
 
 import numpy as np
 
 from softac.agent import Batch
+from softac.errors import SoftacError
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
+
+
+def buffer_bytes(num_seeds: int, capacity: int, obs_dim: int, action_dim: int) -> int:
+    """Memory of a ReplayBuffer's arrays: float32 obs, action, reward, next_obs, terminated per transition."""
+    return 4 * num_seeds * capacity * (2 * obs_dim + action_dim + 2)
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation without swapping: Linux's MemAvailable (or the
+    machine's physical memory), and no more than a cgroup v2 memory limit leaves (containers); None if unknown."""
+    limit = _cgroup_memory_left()
+    system = _system_memory()
+    if system is None or limit is None:
+        return system if limit is None else limit
+    return min(system, limit)
+
+
+def _cgroup_memory_left() -> Optional[int]:
+    try:
+        text = open("/sys/fs/cgroup/memory.max").read().strip()
+        if text == "max":
+            return None
+        return int(text) - int(open("/sys/fs/cgroup/memory.current").read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _system_memory() -> Optional[int]:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def check_buffer_fits(num_seeds: int, capacity: int, obs_dim: int, action_dim: int) -> None:
+    """SoftacError, before anything is allocated, when the buffers cannot fit in the available memory."""
+    needed = buffer_bytes(num_seeds, capacity, obs_dim, action_dim)
+    available = available_memory()
+    if available is not None and needed > available:
+        seeds = f" for each of {num_seeds} seeds" if num_seeds > 1 else ""
+        raise SoftacError(f"A replay buffer of {capacity:,} transitions{seeds} needs {format_bytes(needed)} of memory, "
+                          f"more than the {format_bytes(available)} available; lower --buffer-size.")
 
 
 class ReplayBuffer:

@@ -32,9 +32,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from softac.config import SACConfig
-from softac.distributed import (RayOptions, Trial, TrialOutcome, TrialsInterrupted, check_options, run_trials,
-                                start_ray)
-from softac.errors import SoftacError
+from softac.distributed import RayOptions, Trial, TrialOutcome, check_options, run_trials, start_ray
+from softac.errors import SoftacError, TrialsInterrupted
 
 SPEC_NAME = "sweep.json"
 CSV_NAME = "sweep.csv"

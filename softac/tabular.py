@@ -482,6 +482,8 @@ def soft_policy_iteration_report(
 
 
 def _plot_history(history: list[dict[str, float]], plot_path: Any, title: str) -> None:
+    from softac.figures import save_figure
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -499,7 +501,7 @@ def _plot_history(history: list[dict[str, float]], plot_path: Any, title: str) -
     ax2.set_ylabel("log10 ||Q - Q*||_inf")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(plot_path, format="png")
+    save_figure(fig, plot_path)
 
 
 # ---------------------------------------------------------------------------

@@ -15,6 +15,10 @@ One loop iteration, for every seed in lockstep (the order of Algorithm 1):
    the environment by hand when the episode ended;
 3. log, evaluate, checkpoint at their intervals.
 
+While it runs, the process holds the writer lock of every run directory (softac.rundir), and
+SIGINT/SIGTERM (in the main thread) set a flag the loop checks once per env step: it stops at the
+end of that step, saves every seed's checkpoint and raises TrainingInterrupted.
+
 Because the updates due after step t run together with the action of step t+1, a run stopped
 after step k and resumed continues with exactly the calls an uninterrupted run would make.
 (Dispatching the update asynchronously and stepping the environment meanwhile, with actions from
@@ -24,6 +28,10 @@ keeps both busy, so softac keeps the exact order.)
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,13 +45,14 @@ import numpy as np
 from softac.agent import AgentState
 from softac.algorithms import make_agent, resolve_algo
 from softac.callbacks import Callback, EvaluationEvent
-from softac.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
+from softac.checkpoint import checkpoint_step, load_checkpoint, recover_interrupted_save, save_checkpoint
 from softac.config import SACConfig
 from softac.envs import action_spec, capture_env_state, make_env, restore_env_state
-from softac.errors import SoftacError
+from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
-from softac.logger import COLUMNS, RunLogger, truncate_metrics
-from softac.replay import ReplayBuffer
+from softac.logger import COLUMNS, METRICS_NAME, RunLogger, truncate_metrics
+from softac.replay import ReplayBuffer, check_buffer_fits
+from softac.rundir import lock_holder, locked_run_dirs, remove_leftovers, write_text_atomic
 
 EVAL_SEED_OFFSET = 100_000  # evaluation episode i of training seed s is reset with s + 100_000 + i
 
@@ -82,19 +91,59 @@ def _create_run_dirs(cfg: SACConfig) -> list[Path]:
     if cfg.run_name:
         taken = [n for n in names if (root / n).exists()]
         if taken:
-            raise SoftacError(f"Run directory {root / taken[0]} already exists; choose another --run-name.")
+            holder = lock_holder(root / taken[0])
+            busy = f" and is being trained by process {holder}" if holder is not None else ""
+            raise SoftacError(f"Run directory {root / taken[0]} already exists{busy}; choose another --run-name.")
     dirs = []
     for seed, name in zip(cfg.seed_list, names):
         path, suffix = root / name, 1
-        while True:
-            try:
-                path.mkdir(parents=True, exist_ok=False)
-                break
-            except FileExistsError:
-                path, suffix = root / f"{name}-{suffix}", suffix + 1
-        (path / CONFIG_NAME).write_text(cfg.replace(seed=seed, seeds=None).to_json())
+        try:
+            while True:
+                try:
+                    path.mkdir(parents=True, exist_ok=False)
+                    break
+                except FileExistsError:
+                    path, suffix = root / f"{name}-{suffix}", suffix + 1
+            write_text_atomic(path / CONFIG_NAME, cfg.replace(seed=seed, seeds=None).to_json())
+        except OSError as exc:
+            raise SoftacError(f"Cannot create run directory {path}: {exc.strerror or exc}.") from None
         dirs.append(path)
     return dirs
+
+
+class _StopRequest:
+    """Set by SIGINT/SIGTERM: the loop checks `signum` once per env step and stops at the end of that step."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self.saving = False
+
+    def handle(self, signum: int, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            print(f"softac: {signal.Signals(signum).name} received; stopping after this env step and saving "
+                  "checkpoints", file=sys.stderr, flush=True)
+        elif self.saving:
+            print("softac: still saving the checkpoints; exiting when they are written", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """A _StopRequest that SIGINT and SIGTERM set while the block runs (their previous handlers are restored
+    after). Python lets only the main thread install handlers: elsewhere (e.g. a Ray Tune trial) it never fires."""
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signums}
+    for s in signums:
+        signal.signal(s, stop.handle)
+    try:
+        yield stop
+    finally:
+        for s in signums:
+            signal.signal(s, previous[s] if previous[s] is not None else signal.SIG_DFL)
 
 
 class Trainer:
@@ -129,23 +178,34 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- the loop
     def run(self) -> list[Path]:
+        """Train to cfg.total_steps; on SIGINT/SIGTERM stop after the current env step, save every seed's
+        checkpoint and raise TrainingInterrupted."""
         cfg = self.cfg
         self._start = time.time()
         self._rate_mark, self._paused_seconds = (self.step, time.time()), 0.0
-        with _progress(cfg) as progress:
-            task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
-            while self.step < cfg.total_steps and not self._should_stop():
-                self._step_envs(self._choose_actions())
-                self.step += 1
-                self._after_step()
-                if self.step % 64 == 0 or self.step == cfg.total_steps:
-                    progress.update(task, completed=self.step, ret=_fmt(self._mean("last_episode_return")),
-                                    ev=_fmt(self._mean("last_eval")))
-        for logger in self.loggers:
-            logger.close()
-        for row in self.eval_envs:
-            for env in row:
-                env.close()
+        try:
+            with _stop_on_signals() as stop, _progress(cfg) as progress:
+                task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
+                while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
+                    self._step_envs(self._choose_actions())
+                    self.step += 1
+                    self._after_step()
+                    if self.step % 64 == 0 or self.step == cfg.total_steps:
+                        progress.update(task, completed=self.step, ret=_fmt(self._mean("last_episode_return")),
+                                        ev=_fmt(self._mean("last_eval")))
+                interrupted = stop.signum is not None and self.step < cfg.total_steps and not self._should_stop()
+                if interrupted:
+                    stop.saving = True  # further signals are only reported: the save completes
+                    if any(run.last_checkpoint_step != self.step for run in self.runs):
+                        self.save()
+        finally:
+            for logger in self.loggers:
+                logger.close()
+            for row in self.eval_envs:
+                for env in row:
+                    env.close()
+        if interrupted:
+            raise TrainingInterrupted(stop.signum, self.step, [run.run_dir for run in self.runs])
         return [run.run_dir for run in self.runs]
 
     def _update_due(self) -> bool:
@@ -270,7 +330,7 @@ class Trainer:
             self._notify("on_log", self.step, rows)
 
     def save(self) -> None:
-        """Write every seed's checkpoint (atomically, one file per run directory)."""
+        """Write every seed's checkpoint (atomically, one directory per run) and flush its logs to disk."""
         host_state = jax.device_get(self.state)
         wall_time = self.wall_time_offset + time.time() - self._start
         for k, run in enumerate(self.runs):
@@ -289,6 +349,8 @@ class Trainer:
             seed_state = jax.tree_util.tree_map(lambda x: x[k], host_state)
             save_checkpoint(run.run_dir, seed_state, self.buffer.state_dict(k), loop_state)
             run.last_checkpoint_step = self.step
+        for logger in self.loggers:
+            logger.flush()
 
     def _mean(self, attribute: str) -> Optional[float]:
         values = [getattr(run, attribute) for run in self.runs if getattr(run, attribute) is not None]
@@ -330,7 +392,13 @@ def _build(cfg: SACConfig, env) -> tuple[SACConfig, object, ReplayBuffer]:
     cfg = resolve_algo(cfg, spec)
     obs_dim = int(env.observation_space.shape[0])
     agent = make_agent(cfg, obs_dim, spec.dim)
-    return cfg, agent, ReplayBuffer(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim)
+    check_buffer_fits(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim)
+    try:
+        buffer = ReplayBuffer(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim)
+    except MemoryError:
+        raise SoftacError(f"A replay buffer of {cfg.buffer_size:,} transitions does not fit in this machine's "
+                          "memory; lower --buffer-size.") from None
+    return cfg, agent, buffer
 
 
 def train(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
@@ -338,6 +406,12 @@ def train(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
     envs = [make_env(cfg.env) for _ in cfg.seed_list]  # fails on a bad env before any directory exists
     cfg, agent, buffer = _build(cfg, envs[0])
     run_dirs = _create_run_dirs(cfg)
+    with locked_run_dirs(run_dirs):
+        return _start(cfg, agent, buffer, envs, run_dirs, callbacks)
+
+
+def _start(cfg: SACConfig, agent, buffer: ReplayBuffer, envs: list, run_dirs: list[Path],
+           callbacks: Sequence[Callback]) -> list[Path]:
     state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(s) for s in cfg.seed_list]))
     runs = []
     for seed, env, run_dir in zip(cfg.seed_list, envs, run_dirs):
@@ -367,7 +441,23 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
     if progress is not None:
         changes["progress"] = progress
     cfg = base.replace(**changes)
+    with locked_run_dirs(run_dirs):  # one writer per run: refused at once while another process trains it
+        for run_dir in run_dirs:
+            _tidy(run_dir)
+        return _resume_locked(cfg, run_dirs, seeds, callbacks)
 
+
+def _tidy(run_dir: Path) -> None:
+    """Finish or undo what an interrupted save left in a run directory (we hold its lock)."""
+    try:
+        recover_interrupted_save(run_dir)
+        remove_leftovers(run_dir)
+    except OSError as exc:
+        raise SoftacError(f"Cannot tidy run directory {run_dir}: {exc.strerror or exc}.") from None
+
+
+def _resume_locked(cfg: SACConfig, run_dirs: list[Path], seeds: tuple[int, ...],
+                   callbacks: Sequence[Callback]) -> list[Path]:
     probe_env = make_env(cfg.env)
     cfg, agent, buffer = _build(cfg, probe_env)
     probe_env.close()
@@ -381,7 +471,7 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
         raise SoftacError(f"{run_dirs[0]} is already at {step} env steps; pass a larger --total-steps to continue it.")
 
     runs = []
-    for seed, run_dir, (_, _, loop) in zip(seeds, run_dirs, loaded):
+    for seed, run_dir, (_, _, loop) in zip(seeds, run_dirs, loaded):  # every env restored before anything changes
         env, fresh_obs = restore_env_state(cfg.env, loop["env"], reset_seed=seed * 1_000_003 + step)
         rng = np.random.default_rng()
         rng.bit_generator.state = loop["rng"]
@@ -392,8 +482,15 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
         if fresh_obs is not None:  # the episode in progress could not be restored: start a new one
             run.obs, run.episode_return, run.episode_length = np.asarray(fresh_obs, np.float32), 0.0, 0
         runs.append(run)
-        truncate_metrics(run_dir, step)
-        (run_dir / CONFIG_NAME).write_text(cfg.replace(seed=seed, seeds=None).to_json())
+    for run in runs:
+        if not (run.run_dir / METRICS_NAME).exists():
+            print(f"softac: warning: {run.run_dir} has no {METRICS_NAME}; a new one starts at env step {step}.",
+                  file=sys.stderr, flush=True)
+        try:
+            truncate_metrics(run.run_dir, step)
+            write_text_atomic(run.run_dir / CONFIG_NAME, cfg.replace(seed=run.seed, seeds=None).to_json())
+        except OSError as exc:
+            raise SoftacError(f"Cannot write to run directory {run.run_dir}: {exc.strerror or exc}.") from None
 
     state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[agent_state for agent_state, _, _ in loaded])
     buffer.load_state_dicts([buffer_state for _, buffer_state, _ in loaded])
@@ -423,6 +520,9 @@ def train_or_resume(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[
         return resume(dirs, total_steps=cfg.total_steps, progress=cfg.progress, callbacks=callbacks)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for d in dirs:
+        holder = lock_holder(d) if d.exists() else None
+        if holder is not None:
+            raise SoftacError(f"Run directory {d} is being trained by process {holder}; wait for it to finish.")
         if d.exists():
             d.rename(d.with_name(f"{d.name}.incomplete-{stamp}"))
     return train(cfg, callbacks=callbacks)

@@ -39,10 +39,10 @@ def test_interrupted_benchmark_continues_and_finished_runs_are_skipped(tmp_path,
     assert "continuing from env step 400" in capsys.readouterr().out
     evals_after = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
     assert evals_after[:2] == evals_before and [r["env_step"] for r in evals_after] == [200, 400, 600]
-    checkpoint_before = (run_dir / "checkpoint.pkl").stat().st_mtime_ns
+    checkpoint_before = (run_dir / "checkpoint" / "manifest.json").stat().st_mtime_ns
     run_suite(get_suite("smoke"), out_root=runs, docs=docs)
     assert "finished earlier" in capsys.readouterr().out
-    assert (run_dir / "checkpoint.pkl").stat().st_mtime_ns == checkpoint_before
+    assert (run_dir / "checkpoint" / "manifest.json").stat().st_mtime_ns == checkpoint_before
 
 
 def test_a_failing_environment_does_not_lose_the_others(tmp_path, capsys):

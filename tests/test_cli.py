@@ -32,7 +32,7 @@ def test_train_eval_plot_resume_end_to_end(tmp_path):
     result = run_cli("train", "--env", "Pendulum-v1", *TINY, "--run-root", "runs", "--run-name", "smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "runs" / "smoke"
-    assert {"config.json", "metrics.csv", "checkpoint.pkl", "learning_curve.png"} <= {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "metrics.csv", "checkpoint", "learning_curve.png"} <= {p.name for p in run_dir.iterdir()}
     assert "evaluation return mean" in result.stdout
 
     result = run_cli("eval", str(run_dir), "--episodes", "3", "--seed", "5", cwd=tmp_path)
@@ -106,7 +106,7 @@ def test_non_finite_reward_or_observation_exits_2_and_keeps_the_checkpoint(tmp_p
             "--hidden-sizes", "16", "--batch-size", "16", "--checkpoint-every", "100", "--eval-every", "0",
             "--run-root", str(tmp_path), "--run-name", "nan", "--no-progress", "--no-tensorboard"]
     assert_clean_error(main(argv), capsys.readouterr().err, "env step 150")
-    assert (tmp_path / "nan" / "checkpoint.pkl").exists()
+    assert (tmp_path / "nan" / "checkpoint" / "manifest.json").exists()
 
 
 def test_bad_flag_value_is_an_argparse_error_with_status_2(tmp_path):

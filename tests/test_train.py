@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -122,7 +123,7 @@ def test_metrics_csv_has_evaluations_losses_and_alpha(tmp_path):
     trained = [r for r in rows if r["critic_loss"] is not None]
     assert trained and all(r["alpha"] > 0 and np.isfinite(r["entropy"]) for r in trained)
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
-    assert (run_dir / "checkpoint.pkl").exists()
+    assert (run_dir / "checkpoint" / "manifest.json").exists()
 
 
 def test_non_finite_observation_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -156,9 +157,9 @@ def test_resume_refuses_a_finished_run_and_a_missing_checkpoint(tmp_path):
     run_dir = train(cfg)[0]
     with pytest.raises(SoftacError, match="already at 150"):
         resume([run_dir])
-    (run_dir / "checkpoint.pkl").write_bytes(b"not a checkpoint")
+    (run_dir / "checkpoint" / "replay.npz").write_bytes(b"not a checkpoint")
     with pytest.raises(SoftacError, match="unreadable"):
         resume([run_dir], total_steps=300)
-    (run_dir / "checkpoint.pkl").unlink()
+    shutil.rmtree(run_dir / "checkpoint")
     with pytest.raises(SoftacError, match="no checkpoint"):
         resume([run_dir], total_steps=300)
