@@ -217,13 +217,12 @@ def run_env(suite: Suite, env_id: str, out_root: Path) -> list[Path]:
 def suite_trials(suite: Suite, out_root: Path, seeds_per_trial: Optional[int] = None) -> list:
     """The suite as Ray Tune trials (softac.distributed): one per environment and group of `seeds_per_trial`
     seeds (default: all seeds in one trial), with the same run directories as a run without Ray."""
-    from softac.distributed import Trial
+    from softac.distributed import Trial, seed_groups
 
-    m = seeds_per_trial or len(suite.seeds)
     trials = []
     for env_id in suite.envs:
         cfg = suite.run_config(env_id, out_root.resolve())
-        for group in (suite.seeds[i:i + m] for i in range(0, len(suite.seeds), m)):
+        for group in seed_groups(suite.seeds, seeds_per_trial):
             run_name = cfg.run_name if len(group) > 1 or len(suite.seeds) == 1 else f"{cfg.run_name}__seed{group[0]}"
             trials.append(Trial(name=f"{cfg.run_name}-seeds{'-'.join(map(str, group))}",
                                 label=f"[{suite.name}: {env_id}, seeds {','.join(map(str, group))}]",

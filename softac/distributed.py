@@ -78,6 +78,12 @@ class TrialOutcome:
     last_step: Optional[int]
 
 
+def seed_groups(seeds: Sequence[int], size: Optional[int]) -> list[tuple[int, ...]]:
+    """`seeds` in consecutive groups of `size` (the last may be smaller; None: one group), one per trial."""
+    size = size or len(seeds)
+    return [tuple(seeds[i:i + size]) for i in range(0, len(seeds), size)]
+
+
 # ------------------------------------------------------------------------------------- checks
 def check_options(options: RayOptions) -> None:
     """One sentence (SoftacError) for an option that cannot work, before Ray starts."""

@@ -32,7 +32,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from softac.config import SACConfig
-from softac.distributed import RayOptions, Trial, TrialOutcome, check_options, run_trials, start_ray
+from softac.distributed import RayOptions, Trial, TrialOutcome, check_options, run_trials, seed_groups, start_ray
 from softac.errors import SoftacError, TrialsInterrupted
 
 SPEC_NAME = "sweep.json"
@@ -60,8 +60,7 @@ class SweepSpec:
         return [dict(zip(names, values)) for values in itertools.product(*(v for _, v in self.grid))]
 
     def seed_groups(self) -> list[tuple[int, ...]]:
-        m = self.seeds_per_trial
-        return [self.seeds[i:i + m] for i in range(0, len(self.seeds), m)]
+        return seed_groups(self.seeds, self.seeds_per_trial)
 
     def to_json(self) -> str:
         return json.dumps({"version": SPEC_VERSION, "base": self.base.to_dict(),
