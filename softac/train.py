@@ -266,6 +266,11 @@ class Trainer:
                 self._stop_requested = True
 
     def _after_step(self) -> None:
+        """Evaluate, log and checkpoint on their schedules, then tell the callbacks about the evaluation.
+
+        The checkpoint of this step is on disk before any callback hears of it, so whatever a callback
+        reports (to Ray Tune, say) can be resumed from; a callback that asks to stop gets a checkpoint too.
+        """
         cfg, step = self.cfg, self.step
         final = step == cfg.total_steps
         evaluated = None
@@ -273,19 +278,26 @@ class Trainer:
             started = time.time()
             evaluated = self.evaluate()
             self._paused_seconds += time.time() - started
-            if self.callbacks:
-                self._notify("on_evaluation", EvaluationEvent(
-                    step=step, seeds=tuple(run.seed for run in self.runs),
-                    run_dirs=tuple(run.run_dir for run in self.runs), returns=evaluated,
-                    wall_time=self.wall_time_offset + time.time() - self._start))
             final = final or self._should_stop()
         if final or evaluated is not None or step % cfg.log_every == 0:
             self._log(evaluated)
             final = final or self._should_stop()
-        if final or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-            started = time.time()
-            self.save()
-            self._paused_seconds += time.time() - started
+        saved = final or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+        if saved:
+            self._timed_save()
+        if evaluated is not None and self.callbacks:
+            self._notify("on_evaluation", EvaluationEvent(
+                step=step, seeds=tuple(run.seed for run in self.runs),
+                run_dirs=tuple(run.run_dir for run in self.runs), returns=evaluated,
+                wall_time=self.wall_time_offset + time.time() - self._start))
+            if not saved and self._should_stop():
+                self._timed_save()
+
+    def _timed_save(self) -> None:
+        """`save`, with its time kept out of the run's training wall time."""
+        started = time.time()
+        self.save()
+        self._paused_seconds += time.time() - started
 
     # ------------------------------------------------------------------------------- pieces
     def evaluate(self) -> np.ndarray:
