@@ -33,7 +33,8 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution, Squ
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from softac import preset
-from softac.agent import SAC, Batch
+from softac.algos.base import Batch
+from softac.algos.sac.agent import SAC
 
 
 def dense_layers(params: dict, index: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -5,7 +5,7 @@ A checkpoint is the directory `checkpoint/` in the run directory:
 
 | file | holds | format |
 | --- | --- | --- |
-| `policy.msgpack` | the actor's parameters (all that `eval` and `load_agent` read) | flax.serialization msgpack |
+| `policy.msgpack` | the state fields that make up the policy (the agent's `policy_fields`: the actor's parameters, and CrossQ's running statistics); all that `eval` and `load_agent` read | flax.serialization msgpack |
 | `agent.msgpack` | the rest of the agent state: critics, targets, optimiser states, log alpha, PRNG key, update count | flax.serialization msgpack |
 | `replay.npz` | the replay buffer's filled part, write position, size and capacity | numpy .npz, read with allow_pickle=False |
 | `loop.json` | env step, episode counters, the numpy Generator state, the environment's state (see softac.envs) | JSON; its arrays are in loop.npz |
@@ -42,7 +42,7 @@ from softac.rundir import fsync_dir
 CHECKPOINT_DIR = "checkpoint"
 LEGACY_PICKLE_NAME = "checkpoint.pkl"  # softac 0.1; refused
 FORMAT_NAME = "softac checkpoint"
-FORMAT_VERSION = 2  # 1 was softac 0.1's checkpoint.pkl
+FORMAT_VERSION = 3  # 1 was softac 0.1's checkpoint.pkl; 2 held SAC's state before the algorithms had folders
 
 MANIFEST = "manifest.json"
 POLICY = "policy.msgpack"
@@ -74,8 +74,10 @@ def _write_file(path: Path, write: Callable[[Any], None]) -> None:
 
 
 # ----------------------------------------------------------------------------------- saving
-def save_checkpoint(run_dir: str | Path, agent_state: Any, buffer_state: dict, loop_state: dict) -> Path:
-    """Write the checkpoint of one seed atomically as a set; returns its directory.
+def save_checkpoint(run_dir: str | Path, agent_state: Any, buffer_state: dict, loop_state: dict,
+                    policy_fields: tuple[str, ...] = ("actor_params",)) -> Path:
+    """Write the checkpoint of one seed atomically as a set; returns its directory. `policy_fields`: the
+    fields of the agent state that go to the policy file (the agent's `policy_fields`).
 
     An OSError (disk full, permissions) becomes a SoftacError; the previous checkpoint is kept.
     """
@@ -84,7 +86,7 @@ def save_checkpoint(run_dir: str | Path, agent_state: Any, buffer_state: dict, l
     new = run_dir / f".{CHECKPOINT_DIR}.new-{os.getpid()}"
     old = run_dir / f".{CHECKPOINT_DIR}.old-{os.getpid()}"
     state = flax.serialization.to_state_dict(agent_state)
-    policy = state.pop("actor_params")
+    policy = {name: state.pop(name) for name in policy_fields}
     loop_json, loop_arrays = _split_arrays(loop_state)
     writers = {
         POLICY: lambda f: f.write(flax.serialization.msgpack_serialize(policy)),
@@ -260,31 +262,38 @@ def _unreadable(run_dir: Path, exc: Exception) -> SoftacError:
     return SoftacError(f"The checkpoint in {run_dir} is unreadable ({exc}).")
 
 
-def read_checkpoint_policy(run_dir: str | Path, actor_params_template: Any) -> Any:
-    """Only the actor's parameters of a run's checkpoint (reads policy.msgpack and the manifest, nothing else)."""
+def read_checkpoint_policy(run_dir: str | Path, agent_state_template: Any,
+                           policy_fields: tuple[str, ...] = ("actor_params",)) -> Any:
+    """The agent state template with only its `policy_fields` read from a run's checkpoint (reads
+    policy.msgpack and the manifest, nothing else); the other fields are the template's."""
     run_dir, directory, manifest = _open(run_dir)
+    template = flax.serialization.to_state_dict(agent_state_template)
     try:
-        return _restore_msgpack(actor_params_template, _read(directory, manifest, POLICY), POLICY)
+        policy = _restore_msgpack({name: template[name] for name in policy_fields},
+                                  _read(directory, manifest, POLICY), POLICY)
     except _Unreadable as exc:
         raise _unreadable(run_dir, exc) from None
+    return flax.serialization.from_state_dict(agent_state_template, {**template, **policy})
 
 
-def read_checkpoint_agent(run_dir: str | Path, agent_state_template: Any) -> Any:
+def read_checkpoint_agent(run_dir: str | Path, agent_state_template: Any,
+                          policy_fields: tuple[str, ...] = ("actor_params",)) -> Any:
     """The agent state of a run's checkpoint (policy.msgpack and agent.msgpack; not the replay buffer)."""
     run_dir, directory, manifest = _open(run_dir)
     template = flax.serialization.to_state_dict(agent_state_template)
-    actor_template = template.pop("actor_params")
+    policy_template = {name: template.pop(name) for name in policy_fields}
     try:
-        actor = _restore_msgpack(actor_template, _read(directory, manifest, POLICY), POLICY)
+        policy = _restore_msgpack(policy_template, _read(directory, manifest, POLICY), POLICY)
         rest = _restore_msgpack(template, _read(directory, manifest, AGENT), AGENT)
-        return flax.serialization.from_state_dict(agent_state_template, {**rest, "actor_params": actor})
+        return flax.serialization.from_state_dict(agent_state_template, {**rest, **policy})
     except _Unreadable as exc:
         raise _unreadable(run_dir, exc) from None
 
 
-def load_checkpoint(run_dir: str | Path, agent_state_template: Any) -> tuple[Any, dict, dict]:
+def load_checkpoint(run_dir: str | Path, agent_state_template: Any,
+                    policy_fields: tuple[str, ...] = ("actor_params",)) -> tuple[Any, dict, dict]:
     """(agent_state, buffer_state, loop_state) of a run directory; SoftacError if there is none or it is unreadable."""
-    agent_state = read_checkpoint_agent(run_dir, agent_state_template)
+    agent_state = read_checkpoint_agent(run_dir, agent_state_template, policy_fields)
     run_dir, directory, manifest = _open(run_dir)
     try:
         replay = _read_npz(directory, manifest, REPLAY)

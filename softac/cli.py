@@ -136,7 +136,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from softac.bench import run_benchmark
+    from softac.throughput import run_benchmark
 
     from softac.config import ALGORITHMS
 
@@ -152,7 +152,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from softac.benchmark import get_suite, run_suite
+    from softac.learning_curves import get_suite, run_suite
 
     suite = get_suite(args.suite, envs=tuple(e for e in (args.envs or "").split(",") if e) or None,
                       total_steps=args.total_steps, seeds=args.seeds)

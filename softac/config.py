@@ -23,8 +23,6 @@ def _doc(text: str, **kwargs: Any):
     return field(metadata={"help": text}, **kwargs)
 
 
-ALGORITHMS = ("auto", "sac", "sac-v1", "sac-discrete")
-
 # The 2018a paper's reward scale for most MuJoCo tasks (20 for Humanoid); sac-v1's default temperature is 1/5.
 DEFAULT_V1_REWARD_SCALE = 5.0
 
@@ -36,7 +34,8 @@ class SACConfig:
     env: str = _doc("Gymnasium environment id.", default="Pendulum-v1")
     algo: str = _doc("Algorithm: 'sac' (twin Q targets, learned temperature; Haarnoja et al. 2018b), "
                      "'sac-v1' (state-value network V and target V, fixed temperature; 2018a, Algorithm 1), "
-                     "'sac-discrete' (categorical policy; Christodoulou 2019), or 'auto': sac for Box actions, "
+                     "'sac-discrete' (categorical policy; Christodoulou 2019), 'crossq' (no target networks, "
+                     "Batch Renormalization; Bhatt et al. 2024), or 'auto': sac for Box actions, "
                      "sac-discrete for Discrete ones.", default="auto")
     total_steps: int = _doc("Environment steps to train for, per seed.", default=1_000_000)
     seed: int = _doc("Random seed (used when --seeds is not given).", default=0)
@@ -44,8 +43,11 @@ class SACConfig:
         "Several seeds trained at once in one process (a leading seed axis, one vmapped update).",
         default=None)
 
-    learning_rate: float = _doc("Adam learning rate of every network and the temperature (unless overridden below).",
-                                default=3e-4)
+    learning_rate: Optional[float] = _doc(
+        "Adam learning rate of every network and the temperature (unless overridden below); default the "
+        "algorithm's: 3e-4 (sac, sac-v1, sac-discrete), 1e-3 (crossq).", default=None)
+    adam_beta1: Optional[float] = _doc("Adam's beta1 for every network and the temperature; default the algorithm's: "
+                                       "0.9, or the CrossQ authors' 0.5 for crossq.", default=None)
     actor_learning_rate: Optional[float] = _doc("Learning rate of the policy (lambda_pi); default learning_rate.",
                                                 default=None)
     critic_learning_rate: Optional[float] = _doc("Learning rate of the Q networks (lambda_Q); default learning_rate.",
@@ -62,8 +64,18 @@ class SACConfig:
     train_every: int = _doc("Run the gradient steps once every this many env steps.", default=1)
     gradient_steps: int = _doc("Gradient steps per training call (fused into one jitted lax.scan).",
                                default=1)
-    hidden_sizes: tuple[int, ...] = _doc("Hidden layer widths of actor and critics (ReLU).",
-                                         default=(256, 256))
+    hidden_sizes: tuple[int, ...] = _doc("Hidden layer widths of the actor (and of the critics unless "
+                                         "critic_hidden_sizes is set) (ReLU).", default=(256, 256))
+    critic_hidden_sizes: Optional[tuple[int, ...]] = _doc(
+        "Hidden layer widths of the critics (and sac-v1's value network); default hidden_sizes, or the CrossQ "
+        "authors' 2048,2048 for crossq (SBX uses 1024,1024; 256,256 is far cheaper on a CPU).", default=None)
+    policy_delay: Optional[int] = _doc("crossq: critic steps per actor and temperature step; default 3 (the authors'). "
+                                       "The SAC variants step the actor with every critic step (1).", default=None)
+    batch_norm_momentum: float = _doc("crossq: momentum m of the running statistics of Batch Renormalization "
+                                      "(mu <- m mu + (1 - m) mu_batch).", default=0.99)
+    renorm_warmup_steps: int = _doc("crossq: training passes of each Batch Renormalization layer before it corrects "
+                                    "towards the running statistics (plain batch normalisation until then).",
+                                    default=100_000)
     alpha: Optional[float] = _doc("Fixed temperature alpha (sac: learned if unset; sac-v1: 1/reward_scale if unset).",
                                   default=None)
     reward_scale: Optional[float] = _doc("The 2018a paper's reward scale, a fixed temperature alpha = 1/reward_scale.",
@@ -97,17 +109,51 @@ class SACConfig:
     def __post_init__(self) -> None:
         validate(self)
 
+    # ------------------------------------------------------------ settings that depend on the algorithm
+    def with_algorithm_defaults(self) -> "SACConfig":
+        """This config with every algorithm-dependent field left unset (None) filled with the default of
+        `algo` (softac.algos.registry; the SAC defaults while algo is 'auto')."""
+        defaults = _algorithm_defaults(self.algo)
+        changes = {name: value for name, value in defaults.items()
+                   if getattr(self, name) is None and value is not None}
+        return self.replace(**changes) if changes else self
+
+    def _setting(self, name: str) -> Any:
+        value = getattr(self, name)
+        return _algorithm_defaults(self.algo)[name] if value is None else value
+
+    @property
+    def base_learning_rate(self) -> float:
+        return self._setting("learning_rate")
+
+    @property
+    def alpha_lr(self) -> float:
+        return self.base_learning_rate
+
     @property
     def actor_lr(self) -> float:
-        return self.learning_rate if self.actor_learning_rate is None else self.actor_learning_rate
+        return self.base_learning_rate if self.actor_learning_rate is None else self.actor_learning_rate
 
     @property
     def critic_lr(self) -> float:
-        return self.learning_rate if self.critic_learning_rate is None else self.critic_learning_rate
+        return self.base_learning_rate if self.critic_learning_rate is None else self.critic_learning_rate
 
     @property
     def value_lr(self) -> float:
-        return self.learning_rate if self.value_learning_rate is None else self.value_learning_rate
+        return self.base_learning_rate if self.value_learning_rate is None else self.value_learning_rate
+
+    @property
+    def beta1(self) -> float:
+        return self._setting("adam_beta1")
+
+    @property
+    def actor_update_delay(self) -> int:
+        return self._setting("policy_delay")
+
+    @property
+    def critic_sizes(self) -> tuple[int, ...]:
+        sizes = self._setting("critic_hidden_sizes")
+        return tuple(self.hidden_sizes if sizes is None else sizes)
 
     @property
     def fixed_alpha(self) -> Optional[float]:
@@ -149,6 +195,22 @@ class SACConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
+def _algorithm_defaults(algo: str) -> dict[str, Any]:
+    """The values of the algorithm-dependent fields for `algo` (the SAC ones for 'auto')."""
+    from softac.algos.base import COMMON_DEFAULTS
+    from softac.algos.registry import REGISTRY
+
+    spec = REGISTRY.get(algo)
+    return {**COMMON_DEFAULTS, **(spec.config_defaults if spec is not None else {})}
+
+
+def algorithm_choices() -> tuple[str, ...]:
+    """The values `algo` takes: 'auto' and every registered algorithm."""
+    from softac.algos.registry import algorithm_names
+
+    return ("auto",) + algorithm_names()
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise SoftacError(message)
@@ -157,7 +219,8 @@ def _check(condition: bool, message: str) -> None:
 def validate(cfg: SACConfig) -> None:
     """Raise SoftacError, one sentence, for the first invalid value of `cfg`."""
     _check(isinstance(cfg.env, str) and cfg.env != "", "env must be a non-empty environment id.")
-    _check(cfg.algo in ALGORITHMS, f"algo must be one of {', '.join(ALGORITHMS)}, got {cfg.algo!r}.")
+    choices = algorithm_choices()
+    _check(cfg.algo in choices, f"algo must be one of {', '.join(choices)}, got {cfg.algo!r}.")
     for name in ("total_steps", "buffer_size", "batch_size", "train_every", "gradient_steps",
                  "eval_episodes", "log_every"):
         value = getattr(cfg, name)
@@ -167,7 +230,7 @@ def validate(cfg: SACConfig) -> None:
         _check(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}.")
     for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate", "value_learning_rate"):
         value = getattr(cfg, name)
-        _check((value is None and name != "learning_rate") or (_finite(value) and value > 0),
+        _check(value is None or (_finite(value) and value > 0),
                f"{name} must be positive, got {value!r}.")
     _check(cfg.batch_size <= cfg.buffer_size,
            f"batch_size ({cfg.batch_size}) cannot be larger than buffer_size ({cfg.buffer_size}).")
@@ -191,6 +254,19 @@ def validate(cfg: SACConfig) -> None:
            f"target_entropy must be a finite number, got {cfg.target_entropy!r}.")
     _check(len(cfg.hidden_sizes) > 0 and all(isinstance(h, int) and h > 0 for h in cfg.hidden_sizes),
            f"hidden_sizes must be positive integers, got {cfg.hidden_sizes!r}.")
+    _check(cfg.critic_hidden_sizes is None or (
+        len(cfg.critic_hidden_sizes) > 0 and all(isinstance(h, int) and h > 0 for h in cfg.critic_hidden_sizes)),
+           f"critic_hidden_sizes must be positive integers, got {cfg.critic_hidden_sizes!r}.")
+    _check(cfg.adam_beta1 is None or (_finite(cfg.adam_beta1) and 0 <= cfg.adam_beta1 < 1),
+           f"adam_beta1 must be in [0, 1), got {cfg.adam_beta1!r}.")
+    _check(cfg.policy_delay is None or (isinstance(cfg.policy_delay, int) and cfg.policy_delay > 0),
+           f"policy_delay must be a positive integer, got {cfg.policy_delay!r}.")
+    _check(cfg.policy_delay in (None, 1) or cfg.algo in ("crossq", "auto"),
+           f"policy_delay is a crossq setting; {cfg.algo} steps the actor with every critic step.")
+    _check(_finite(cfg.batch_norm_momentum) and 0 <= cfg.batch_norm_momentum < 1,
+           f"batch_norm_momentum must be in [0, 1), got {cfg.batch_norm_momentum!r}.")
+    _check(isinstance(cfg.renorm_warmup_steps, int) and cfg.renorm_warmup_steps >= 0,
+           f"renorm_warmup_steps must be a non-negative integer, got {cfg.renorm_warmup_steps!r}.")
     if cfg.seeds is not None:
         _check(len(cfg.seeds) > 0, "seeds must list at least one seed.")
         _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds must be distinct, got {cfg.seeds!r}.")

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import AgentBase
-from softac.algorithms import make_agent
+from softac.algos.base import Agent as AgentBase
+from softac.algos.registry import make_agent
 from softac.checkpoint import read_checkpoint_agent, read_checkpoint_policy
 from softac.config import SACConfig
 from softac.envs import ActionSpec, action_spec, make_env, space_dims
@@ -55,21 +55,21 @@ def run_episodes(
 
 def make_deterministic_policy(agent: AgentBase) -> Callable:
     """jit(vmap over seeds) of the deterministic policy (tanh(mean), or argmax for discrete actions):
-    (actor_params [N, ...], obs [N, E, obs_dim]) -> stored-form actions [N, E, ...]."""
+    (policy [N, ...] (see Agent.policy_of), obs [N, E, obs_dim]) -> stored-form actions [N, E, ...]."""
     return jax.jit(jax.vmap(agent.deterministic_action))
 
 
 class Agent:
     """A trained SAC policy loaded from a run directory (see `load_agent`).
 
-    Holds the actor's parameters; `state`, the whole agent state (critics, optimiser states, ...), is
-    read from the checkpoint the first time it is asked for.
+    Holds the policy (the actor's parameters, and CrossQ's running statistics); `state`, the whole agent
+    state (critics, optimiser states, ...), is read from the checkpoint the first time it is asked for.
     """
 
-    def __init__(self, config: SACConfig, sac: AgentBase, actor_params, action_space: gym.Space,
+    def __init__(self, config: SACConfig, sac: AgentBase, policy, action_space: gym.Space,
                  run_dir: Optional[Path] = None):
         self.config = config
-        self.actor_params = actor_params
+        self.policy = policy
         self.run_dir = run_dir
         self._state = None
         self.action_space = action_space
@@ -83,7 +83,8 @@ class Agent:
     def state(self):
         """The agent state of the checkpoint (policy and agent files; never the replay buffer)."""
         if self._state is None:
-            self._state = read_checkpoint_agent(self.run_dir, self._sac.init(jax.random.PRNGKey(0)))
+            self._state = read_checkpoint_agent(self.run_dir, self._sac.init(jax.random.PRNGKey(0)),
+                                                self._sac.policy_fields)
         return self._state
 
     def act(self, obs: np.ndarray, deterministic: bool = True):
@@ -91,10 +92,10 @@ class Agent:
         of a Box action space, an integer of a Discrete one."""
         obs = jnp.asarray(obs, jnp.float32)
         if deterministic:
-            action = self._deterministic(self.actor_params, obs)
+            action = self._deterministic(self.policy, obs)
         else:
             self._key, key = jax.random.split(self._key)
-            action, _ = self._sample(self.actor_params, obs, key)
+            action, _ = self._sample(self.policy, obs, key)
         action = np.asarray(action)
         if action.ndim == 1:
             return self.action_spec.to_env(action)
@@ -104,7 +105,7 @@ class Agent:
         """Returns of `episodes` deterministic episodes; episode i is reset with seed `seed + i`."""
         envs = [[make_env(self.config.env) for _ in range(episodes)]]
         policy = jax.jit(self._sac.deterministic_action)
-        returns = run_episodes(lambda obs: np.asarray(policy(self.actor_params, obs)), envs, [seed])
+        returns = run_episodes(lambda obs: np.asarray(policy(self.policy, obs)), envs, [seed])
         for env in envs[0]:
             env.close()
         return returns[0]
@@ -134,7 +135,7 @@ def load_agent(run_dir: str | Path) -> Agent:
     env = make_env(config.env)
     obs_dim, action_dim = space_dims(env)
     sac = make_agent(config, obs_dim, action_dim)
-    actor_params = read_checkpoint_policy(run_dir, sac.init(jax.random.PRNGKey(0)).actor_params)
+    state = read_checkpoint_policy(run_dir, sac.init(jax.random.PRNGKey(0)), sac.policy_fields)
     action_space = env.action_space
     env.close()
-    return Agent(config, sac, actor_params, action_space, Path(run_dir))
+    return Agent(config, sac, sac.policy_of(state), action_space, Path(run_dir))

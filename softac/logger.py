@@ -10,21 +10,36 @@ from typing import Optional
 
 METRICS_NAME = "metrics.csv"
 
-COLUMNS = (
+# The loop's own columns, written for every algorithm; an algorithm's metrics (its AlgorithmSpec) follow.
+LOOP_COLUMNS = (
     "env_step", "wall_time", "episodes", "episode_return", "episode_length",
-    "eval_return_mean", "eval_return_std", "critic_loss", "actor_loss", "alpha_loss",
-    "alpha", "entropy", "q_mean", "value_loss", "v_mean", "steps_per_second",
+    "eval_return_mean", "eval_return_std", "steps_per_second",
 )
 
 
-class RunLogger:
-    """Appends rows to a run directory's metrics.csv and mirrors scalars to TensorBoard."""
+def run_columns(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of a run's metrics.csv: the loop's, then the algorithm's `metrics`."""
+    return LOOP_COLUMNS + tuple(m for m in metrics if m not in LOOP_COLUMNS)
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True):
+
+class RunLogger:
+    """Appends rows to a run directory's metrics.csv and mirrors scalars to TensorBoard.
+
+    `columns`: the names a row may hold (`run_columns` of the algorithm's metrics). A resumed run keeps
+    the header its metrics.csv already has. A row with a name outside the columns is an error (KeyError),
+    never a silent drop.
+    """
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True, columns: tuple[str, ...] = LOOP_COLUMNS):
         self.path = Path(run_dir) / METRICS_NAME
-        new = not self.path.exists()
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new:
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), None)
+            columns = tuple(header) if header else columns
+        self.columns = columns
         self._file = open(self.path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._writer = csv.DictWriter(self._file, fieldnames=columns)
         if new:
             self._writer.writeheader()
         self._tb = None
@@ -34,9 +49,10 @@ class RunLogger:
             self._tb = SummaryWriter(str(run_dir))
 
     def log(self, row: dict) -> None:
-        unknown = set(row) - set(COLUMNS)
+        unknown = set(row) - set(self.columns)
         if unknown:
-            raise KeyError(f"unknown metric columns {sorted(unknown)}")
+            raise KeyError(f"metrics {sorted(unknown)} are not columns of {self.path} (an algorithm's metrics must "
+                           "be declared in its AlgorithmSpec)")
         self._writer.writerow({k: _format(v) for k, v in row.items()})
         self._file.flush()
         if self._tb is not None:
@@ -78,13 +94,15 @@ def truncate_metrics(run_dir: str | Path, last_step: int) -> None:
     if not path.exists():
         return
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        columns = reader.fieldnames or LOOP_COLUMNS
     kept = [r for r in rows if r["env_step"] and int(float(r["env_step"])) <= last_step]
     if len(kept) == len(rows):
         return
     tmp = path.with_name(f".{METRICS_NAME}.tmp-{os.getpid()}")
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(kept)
     os.replace(tmp, path)

@@ -1,7 +1,7 @@
-"""Flax modules: MLP, squashed-Gaussian actor, twin critic ensemble.
+"""Flax modules: MLP, squashed-Gaussian and categorical actors, critic ensembles.
 
 The networks hold no state beyond their parameters; sampling and log-probabilities live in
-`softac.distributions`, losses in `softac.losses`.
+`softac.distributions`, losses in `softac.algos.<name>.losses`.
 """
 
 from __future__ import annotations
@@ -60,25 +60,25 @@ class Critic(nn.Module):
 
 
 def ensemble_of(module: type[nn.Module], size: int):
-    """`size` independent copies of `module` with a leading parameter axis, applied to the same inputs
-    as one vmapped network; outputs get a leading axis of `size`."""
-    return nn.vmap(module, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0,
-                   axis_size=size)
+    """`size` independent copies of `module` with a leading axis on every variable (parameters and, for
+    normalised critics, their running statistics), applied to the same inputs as one vmapped network;
+    outputs get a leading axis of `size`."""
+    return nn.vmap(module, variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True},
+                   in_axes=None, out_axes=0, axis_size=size)
 
 
-class CriticEnsemble(nn.Module):
-    """`num_critics` independent critics evaluated as one vmapped network: returns [num_critics, ...].
+def critic_ensemble(hidden_sizes: Sequence[int], num_critics: int = 2, num_actions: int | None = None,
+                    critic: type[nn.Module] | None = None, **critic_fields) -> nn.Module:
+    """The one constructor of critic ensembles: `num_critics` independent critics evaluated as one
+    vmapped network, so Q_1 and Q_2 run as batched matrix multiplies in one pass.
 
-    Parameters carry a leading axis of size num_critics, so Q_1 and Q_2 run as batched matrix
-    multiplies in one pass.
+    Continuous actions (num_actions None): `critic(obs, action)` -> [num_critics, ...] with `critic`
+    `Critic` unless given (CrossQ passes its normalised critic and its fields). Discrete actions:
+    Q(s, .) for every action, `(obs)` -> [num_critics, ..., num_actions].
     """
-
-    hidden_sizes: Sequence[int]
-    num_critics: int = 2
-
-    @nn.compact
-    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return ensemble_of(Critic, self.num_critics)(self.hidden_sizes)(obs, action)
+    if num_actions is not None:
+        return ensemble_of(MLP, num_critics)(tuple(hidden_sizes), num_actions)
+    return ensemble_of(critic or Critic, num_critics)(tuple(hidden_sizes), **critic_fields)
 
 
 class CategoricalActor(nn.Module):
@@ -90,15 +90,3 @@ class CategoricalActor(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         return MLP(self.hidden_sizes, self.num_actions)(obs)
-
-
-class DiscreteCriticEnsemble(nn.Module):
-    """`num_critics` critics that each output Q(s, .) for every action: returns [num_critics, ..., num_actions]."""
-
-    hidden_sizes: Sequence[int]
-    num_actions: int
-    num_critics: int = 2
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        return ensemble_of(MLP, self.num_critics)(self.hidden_sizes, self.num_actions)(obs)

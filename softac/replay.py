@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from softac.agent import Batch
+from softac.algos.base import Batch
 from softac.errors import SoftacError
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")

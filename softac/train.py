@@ -5,11 +5,11 @@ function is `jax.vmap`ped over it; each seed has its own environment, replay buf
 one shared array), numpy Generator, run directory, logs and checkpoint. One seed is the case N=1.
 
 One loop iteration, for every seed in lockstep (the order of Algorithm 1):
-1. choose the action: uniform in [-1, 1] for the first `learning_starts` steps; afterwards a
-   sample from the policy. When gradient steps are due (every `train_every` env steps once
-   `learning_starts` transitions are stored), the `gradient_steps` updates (one lax.scan) and the
-   action for the current observation are one jitted call: updates first, then the action from
-   the new actor, so each step costs one dispatch;
+1. `_update_then_act`: uniform actions in [-1, 1] for the first `learning_starts` steps;
+   afterwards a sample from the policy. When gradient steps are due (every `train_every` env steps
+   once `learning_starts` transitions are stored), the `gradient_steps` updates (one lax.scan) and
+   the action for the current observation are one jitted call (`update_then_act`): updates first,
+   then the action from the new actor, so each step costs one dispatch;
 2. step the environment with the action rescaled to its bounds, store the transition with
    `terminated` only (a time-limit cut-off bootstraps from the true final observation), reset
    the environment by hand when the episode ended;
@@ -42,15 +42,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import AgentState
-from softac.algorithms import make_agent, resolve_algo
+from softac.algos.registry import make_agent, resolve_algo
+from softac.algos.registry import get_spec
 from softac.callbacks import Callback, EvaluationEvent
 from softac.checkpoint import checkpoint_step, load_checkpoint, recover_interrupted_save, save_checkpoint
 from softac.config import SACConfig
 from softac.envs import action_spec, capture_env_state, make_env, restore_env_state
 from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
-from softac.logger import COLUMNS, METRICS_NAME, RunLogger, truncate_metrics
+from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
 from softac.replay import ReplayBuffer, check_buffer_fits
 from softac.rundir import lock_holder, locked_run_dirs, remove_leftovers, write_text_atomic
 
@@ -74,6 +74,52 @@ class SeedRun:
     last_episode_return: Optional[float] = None
     last_eval: Optional[float] = None
     last_checkpoint_step: Optional[int] = None
+
+
+@dataclass
+class LoopCheckpoint:
+    """One seed's loop state as its checkpoint holds it (`loop.json` + `loop.npz`, softac.checkpoint): with the
+    agent state and the replay buffer, all that the loop needs to continue exactly where it stopped."""
+
+    step: int  # env steps taken
+    obs: np.ndarray  # the observation the next action is chosen for
+    episode_return: float  # of the episode in progress
+    episode_length: int
+    episodes: int  # finished
+    last_episode_return: Optional[float]
+    rng_state: dict  # the numpy Generator's bit_generator.state (replay sampling, warm-up actions)
+    env_state: dict  # softac.envs.capture_env_state
+    wall_time: float  # seconds of training so far, over every session of the run
+    action_key: np.ndarray  # the acting PRNG key stream
+    updates_done: int  # gradient steps taken (numbers the next update for schedules such as CrossQ's delay)
+
+    def to_checkpoint(self) -> dict:
+        """The plain-data dict `save_checkpoint` writes."""
+        return {"step": self.step, "obs": self.obs, "episode_return": self.episode_return,
+                "episode_length": self.episode_length, "episodes": self.episodes,
+                "last_episode_return": self.last_episode_return, "rng": self.rng_state, "env": self.env_state,
+                "wall_time": self.wall_time, "action_key": self.action_key, "updates_done": self.updates_done}
+
+    @classmethod
+    def from_checkpoint(cls, loop: dict) -> "LoopCheckpoint":
+        """The loop state `load_checkpoint` read (the inverse of `to_checkpoint`)."""
+        try:
+            return cls(step=int(loop["step"]), obs=np.asarray(loop["obs"], np.float32),
+                       episode_return=float(loop["episode_return"]), episode_length=int(loop["episode_length"]),
+                       episodes=int(loop["episodes"]), last_episode_return=loop["last_episode_return"],
+                       rng_state=loop["rng"], env_state=loop["env"], wall_time=float(loop["wall_time"]),
+                       action_key=np.asarray(loop["action_key"]), updates_done=int(loop["updates_done"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SoftacError(f"A checkpoint's loop state is unreadable ({type(exc).__name__}: {exc}).") from None
+
+    def seed_run(self, seed: int, run_dir: Path, env) -> "SeedRun":
+        """The host-side state of the seed, continuing this loop state in `env` (restored already)."""
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self.rng_state
+        return SeedRun(seed=seed, run_dir=run_dir, env=env, rng=rng, obs=self.obs,
+                       episode_return=self.episode_return, episode_length=self.episode_length,
+                       episodes=self.episodes, last_episode_return=self.last_episode_return,
+                       last_checkpoint_step=self.step)
 
 
 def run_dir_name(cfg: SACConfig, seed: int, timestamp: str) -> str:
@@ -152,28 +198,32 @@ class Trainer:
     Use `train(cfg)` or `resume(run_dirs)` rather than this class directly.
     """
 
-    def __init__(self, cfg: SACConfig, runs: list[SeedRun], state: AgentState, buffer: ReplayBuffer,
+    def __init__(self, cfg: SACConfig, runs: list[SeedRun], state, buffer: ReplayBuffer,
                  agent, step: int, action_keys: jax.Array, wall_time_offset: float = 0.0,
-                 callbacks: Sequence[Callback] = ()):
+                 callbacks: Sequence[Callback] = (), updates_done: int = 0):
         self.cfg, self.runs, self.state, self.buffer, self.agent = cfg, runs, state, buffer, agent
         self.callbacks = tuple(callbacks)
         self._stop_requested = False  # set by a callback that returned True
         self.step = step
+        self.updates_done = updates_done  # gradient steps every seed has taken (they run in lockstep)
         self.action_keys = action_keys  # [N, 2]: the acting key stream of every seed
         self.wall_time_offset = wall_time_offset
         self.action_spec = action_spec(runs[0].env.action_space)
         self.eval_envs = [[make_env(cfg.env) for _ in range(cfg.eval_episodes)] for _ in runs]
-        self.loggers = [RunLogger(run.run_dir, cfg.tensorboard) for run in runs]
+        columns = run_columns(get_spec(cfg.algo).metrics)
+        self.loggers = [RunLogger(run.run_dir, cfg.tensorboard, columns) for run in runs]
         self.metrics: Optional[dict] = None
 
-        def train_and_explore(state, batches, action_key, obs):
-            state, metrics = agent.update_many(state, batches)
-            action, action_key = agent.explore(state.actor_params, action_key, obs)
+        def update_then_act(state, batches, action_key, obs, first_update_index):
+            """The gradient steps due now, then an action for `obs` from the updated policy: one dispatch."""
+            state, metrics = agent.update_many(state, batches, first_update_index)
+            action, action_key = agent.explore(agent.policy_of(state), action_key, obs)
             return state, action, action_key, metrics
 
-        # Several seeds: one vmap over the leading axis of state, batches, keys and observations.
-        self._train_and_explore = jax.jit(jax.vmap(train_and_explore), donate_argnums=0)
-        self._explore = jax.jit(jax.vmap(agent.explore))
+        # Several seeds: one vmap over the leading axis of state, batches, keys and observations; the update
+        # number is the same for every seed (they run in lockstep), so it is not mapped.
+        self._update_then_act = jax.jit(jax.vmap(update_then_act, in_axes=(0, 0, 0, 0, None)), donate_argnums=0)
+        self._act = jax.jit(jax.vmap(lambda state, key, obs: agent.explore(agent.policy_of(state), key, obs)))
         self._deterministic = make_deterministic_policy(agent)
 
     # ------------------------------------------------------------------------------- the loop
@@ -187,7 +237,7 @@ class Trainer:
             with _stop_on_signals() as stop, _progress(cfg) as progress:
                 task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
                 while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
-                    self._step_envs(self._choose_actions())
+                    self._step_envs(self._update_then_act_step())
                     self.step += 1
                     self._after_step()
                     if self.step % 64 == 0 or self.step == cfg.total_steps:
@@ -212,18 +262,20 @@ class Trainer:
         step = self.step
         return step > 0 and step >= self.cfg.learning_starts and step % self.cfg.train_every == 0
 
-    def _choose_actions(self) -> np.ndarray:
-        """Policy-space actions [N, action_dim] for this env step, after the gradient steps due now."""
+    def _update_then_act_step(self) -> np.ndarray:
+        """The gradient steps due now (if any), then the stored-form actions [N, ...] for this env step:
+        uniform during the warm-up, else sampled from the (updated) policy."""
         cfg = self.cfg
         if self.step < cfg.learning_starts:
             return np.stack([self.action_spec.random(run.rng) for run in self.runs])
         obs = np.stack([run.obs for run in self.runs])
         if self._update_due():
             batches = self.buffer.sample([run.rng for run in self.runs], cfg.batch_size, cfg.gradient_steps)
-            self.state, actions, self.action_keys, self.metrics = self._train_and_explore(
-                self.state, batches, self.action_keys, obs)
+            self.state, actions, self.action_keys, self.metrics = self._update_then_act(
+                self.state, batches, self.action_keys, obs, jnp.int32(self.updates_done))
+            self.updates_done += cfg.gradient_steps
         else:
-            actions, self.action_keys = self._explore(self.state.actor_params, self.action_keys, obs)
+            actions, self.action_keys = self._act(self.state, self.action_keys, obs)
         return np.asarray(actions)
 
     def _step_envs(self, actions: np.ndarray) -> None:
@@ -302,8 +354,8 @@ class Trainer:
     # ------------------------------------------------------------------------------- pieces
     def evaluate(self) -> np.ndarray:
         """Deterministic returns [N, eval_episodes] of every seed's current policy."""
-        actor_params = self.state.actor_params
-        returns = run_episodes(lambda obs: np.asarray(self._deterministic(actor_params, obs)), self.eval_envs,
+        policy = self.agent.policy_of(self.state)
+        returns = run_episodes(lambda obs: np.asarray(self._deterministic(policy, obs)), self.eval_envs,
                                [run.seed + EVAL_SEED_OFFSET for run in self.runs])
         for run, r in zip(self.runs, returns):
             run.last_eval = float(r.mean())
@@ -333,7 +385,7 @@ class Trainer:
                     print(f"{self.cfg.env} seed {run.seed}: env step {self.step}, {rate:.1f} steps/s, evaluation "
                           f"return {row['eval_return_mean']:.1f} +- {row['eval_return_std']:.1f}", flush=True)
             if metrics is not None:
-                row.update({name: float(value[k]) for name, value in metrics.items() if name in COLUMNS})
+                row.update({name: float(value[k]) for name, value in metrics.items()})  # unknown names: an error
             logger.log(row)
             rows.append(row)
             run.finished_returns.clear()
@@ -346,20 +398,14 @@ class Trainer:
         host_state = jax.device_get(self.state)
         wall_time = self.wall_time_offset + time.time() - self._start
         for k, run in enumerate(self.runs):
-            loop_state = {
-                "step": self.step,
-                "obs": run.obs,
-                "episode_return": run.episode_return,
-                "episode_length": run.episode_length,
-                "episodes": run.episodes,
-                "last_episode_return": run.last_episode_return,
-                "rng": run.rng.bit_generator.state,
-                "env": capture_env_state(run.env),
-                "wall_time": wall_time,
-                "action_key": np.asarray(self.action_keys[k]),
-            }
+            loop = LoopCheckpoint(
+                step=self.step, obs=run.obs, episode_return=run.episode_return, episode_length=run.episode_length,
+                episodes=run.episodes, last_episode_return=run.last_episode_return,
+                rng_state=run.rng.bit_generator.state, env_state=capture_env_state(run.env), wall_time=wall_time,
+                action_key=np.asarray(self.action_keys[k]), updates_done=self.updates_done)
             seed_state = jax.tree_util.tree_map(lambda x: x[k], host_state)
-            save_checkpoint(run.run_dir, seed_state, self.buffer.state_dict(k), loop_state)
+            save_checkpoint(run.run_dir, seed_state, self.buffer.state_dict(k), loop.to_checkpoint(),
+                            self.agent.policy_fields)
             run.last_checkpoint_step = self.step
         for logger in self.loggers:
             logger.flush()
@@ -474,23 +520,19 @@ def _resume_locked(cfg: SACConfig, run_dirs: list[Path], seeds: tuple[int, ...],
     cfg, agent, buffer = _build(cfg, probe_env)
     probe_env.close()
     template = agent.init(jax.random.PRNGKey(0))
-    loaded = [load_checkpoint(d, template) for d in run_dirs]  # every checkpoint read before anything changes
-    steps = {loop["step"] for _, _, loop in loaded}
-    if len(steps) != 1:
+    loaded = [load_checkpoint(d, template, agent.policy_fields) for d in run_dirs]  # all read before any change
+    loops = [LoopCheckpoint.from_checkpoint(loop) for _, _, loop in loaded]
+    steps = {loop.step for loop in loops}
+    if len(steps) != 1 or len({loop.updates_done for loop in loops}) != 1:
         raise SoftacError("The runs to resume stopped at different steps; resume them separately.")
     step = steps.pop()
     if step >= cfg.total_steps:
         raise SoftacError(f"{run_dirs[0]} is already at {step} env steps; pass a larger --total-steps to continue it.")
 
     runs = []
-    for seed, run_dir, (_, _, loop) in zip(seeds, run_dirs, loaded):  # every env restored before anything changes
-        env, fresh_obs = restore_env_state(cfg.env, loop["env"], reset_seed=seed * 1_000_003 + step)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = loop["rng"]
-        run = SeedRun(seed=seed, run_dir=run_dir, env=env, rng=rng, obs=np.asarray(loop["obs"], np.float32),
-                      episode_return=loop["episode_return"], episode_length=loop["episode_length"],
-                      episodes=loop["episodes"], last_episode_return=loop["last_episode_return"],
-                      last_checkpoint_step=step)
+    for seed, run_dir, loop in zip(seeds, run_dirs, loops):  # every env restored before anything changes
+        env, fresh_obs = restore_env_state(cfg.env, loop.env_state, reset_seed=seed * 1_000_003 + step)
+        run = loop.seed_run(seed, run_dir, env)
         if fresh_obs is not None:  # the episode in progress could not be restored: start a new one
             run.obs, run.episode_return, run.episode_length = np.asarray(fresh_obs, np.float32), 0.0, 0
         runs.append(run)
@@ -506,10 +548,10 @@ def _resume_locked(cfg: SACConfig, run_dirs: list[Path], seeds: tuple[int, ...],
 
     state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[agent_state for agent_state, _, _ in loaded])
     buffer.load_state_dicts([buffer_state for _, buffer_state, _ in loaded])
-    wall_time = max(loop["wall_time"] for _, _, loop in loaded)
-    action_keys = jnp.stack([jnp.asarray(loop["action_key"]) for _, _, loop in loaded])
+    wall_time = max(loop.wall_time for loop in loops)
+    action_keys = jnp.stack([jnp.asarray(loop.action_key) for loop in loops])
     return Trainer(cfg, runs, state, buffer, agent, step=step, action_keys=action_keys,
-                   wall_time_offset=wall_time, callbacks=callbacks).run()
+                   wall_time_offset=wall_time, callbacks=callbacks, updates_done=loops[0].updates_done).run()
 
 
 def named_run_dirs(cfg: SACConfig) -> list[Path]:

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import Batch
+from softac.algos.base import Batch
 
 OBS_DIM, ACTION_DIM, BATCH = 3, 2, 8
 

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from softac.agent import SAC
+from softac.algos.sac.agent import SAC
 from softac.config import SACConfig
 
 from tests.helpers import assert_update_many_equals_sequential_updates, ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, jitted, leaves64, make_batch

@@ -1,4 +1,4 @@
-"""Tests for SAC v1 (softac.losses_v1, softac.agent_v1.SACV1): hand-made loss batches, and one update against
+"""Tests for SAC v1 (softac.algos.sac_v1): hand-made loss batches, and one update against
 an independent recomputation.
 
 SAC v1 (Haarnoja et al. 2018a, Algorithm 1), one simultaneous step at the pre-update parameters:
@@ -22,10 +22,10 @@ import numpy as np
 import optax
 import pytest
 
-from softac.agent_v1 import SACV1
+from softac.algos.sac_v1.agent import SACV1
 from softac.config import SACConfig
 from softac.errors import SoftacError
-from softac.losses_v1 import soft_value_target, value_based_q_target, value_loss
+from softac.algos.sac_v1.losses import soft_value_target, value_based_q_target, value_loss
 
 from tests.helpers import (ACTION_DIM, BATCH, OBS_DIM, assert_trees_close, assert_trees_equal,
                            assert_update_many_equals_sequential_updates, jitted, leaves64, make_batch)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from softac.benchmark import get_suite, run_suite
+from softac.learning_curves import get_suite, run_suite
 from softac.checkpoint import checkpoint_step
 from softac.cli import main
 from softac.evaluate import read_run_config

@@ -68,7 +68,7 @@ def test_every_config_field_is_a_flag_and_presets_are_overridden():
     (["train", "--env", "Pendulm-v1"], "did you mean Pendulum-v1"),
     (["train", "--env", "softac-test/ImageObs-v0"], "flat (1-D) Box observation space"),
     (["train", "--env", "CartPole-v1", "--algo", "sac"], "use --algo sac-discrete"),
-    (["train", "--env", "Pendulum-v1", "--algo", "sac-discrete"], "needs a Discrete one"),
+    (["train", "--env", "Pendulum-v1", "--algo", "sac-discrete"], "continuous (Box) action space, which --algo sac-discrete does not handle"),
     (["train", "--env", "CartPole-v1", "--target-entropy-scale", "1.5"], "target_entropy_scale must be in (0, 1)"),
     (["train", "--env", "softac-test/UnboundedAction-v0"], "finite action bounds"),
     (["train", "--learning-rate", "0"], "learning_rate must be positive"),

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from softac import SACConfig, SoftacError, load_agent, train
-from softac import losses_discrete as ld
+from softac.algos.sac_discrete import losses as ld
 from softac import tabular
-from softac.agent import Batch
-from softac.agent_discrete import SACDiscrete
+from softac.algos.base import Batch
+from softac.algos.sac_discrete.agent import SACDiscrete
 from softac.logger import read_metrics
 from tests.conftest import FiniteMDPEnv, tiny_config
 

@@ -1,4 +1,4 @@
-"""Tests for softac.losses: the SAC v2 losses on hand-made batches with hand-written expected numbers."""
+"""Tests for softac.algos.sac.losses: the SAC v2 losses on hand-made batches with hand-written expected numbers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from softac.losses import actor_loss, critic_loss, polyak_update, soft_q_target, temperature_loss
+from softac.algos.sac.losses import actor_loss, critic_loss, polyak_update, soft_q_target, temperature_loss
 
 
 def f32(x):

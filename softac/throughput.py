@@ -1,4 +1,4 @@
-"""Throughput benchmark (DESIGN.md section 4): how close training runs to what the machine can do.
+"""Throughput (`softac bench`; docs/design.md, "Measuring speed"): how close training runs to what the machine can do.
 
 For each algorithm asked for (default: sac and sac-v1, side by side), prints
 (a) env steps per second of training after the random warm-up (the `steps_per_second` column of
@@ -19,16 +19,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from softac.agent import Batch
-from softac.algorithms import make_agent
+from softac.algos.base import Batch
+from softac.algos.registry import make_agent
 from softac.config import SACConfig
 from softac.envs import make_env, space_dims
 from softac.logger import read_metrics
 
 
 def update_flops(agent, state, batches: Batch, fn) -> float:
-    """XLA's cost-analysis FLOP count of one call of the jitted `fn(state, batches)`."""
-    analysis = fn.lower(state, batches).compile().cost_analysis()
+    """XLA's cost-analysis FLOP count of one call of the jitted `fn(state, batches, first_update_index)`."""
+    analysis = fn.lower(state, batches, jnp.int32(0)).compile().cost_analysis()
     if isinstance(analysis, list):
         analysis = analysis[0]
     return float(analysis["flops"])
@@ -44,7 +44,8 @@ def dense_shapes(agent) -> list[tuple[int, int, int]]:
     rate; the FLOP count of each algorithm's update comes from XLA.
     """
     cfg, B = agent.cfg, agent.cfg.batch_size
-    critic_layers = list(zip((agent.obs_dim + agent.action_dim,) + cfg.hidden_sizes, cfg.hidden_sizes + (1,)))
+    critic_sizes = cfg.critic_sizes
+    critic_layers = list(zip((agent.obs_dim + agent.action_dim,) + critic_sizes, critic_sizes + (1,)))
     actor_layers = list(zip((agent.obs_dim,) + cfg.hidden_sizes, cfg.hidden_sizes + (2 * agent.action_dim,)))
     shapes = []
     for k, n in critic_layers:
@@ -72,18 +73,18 @@ def matmul_rate(shapes: list[tuple[int, int, int]], repeats: int = 200) -> float
 
 def updates_per_second(agent, repeats: int) -> tuple[float, float]:
     """(updates/s of the trainer's jitted update alone, FLOPs per update)."""
-    update = jax.jit(jax.vmap(agent.update_many), donate_argnums=0)
+    update = jax.jit(jax.vmap(agent.update_many, in_axes=(0, 0, None)), donate_argnums=0)
     state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(0)]))
     rng = np.random.default_rng(0)
     B = agent.cfg.batch_size
     batch = Batch(*(jnp.asarray(rng.standard_normal((1, 1, B) + tail), jnp.float32)
                     for tail in [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]))
     flops = update_flops(agent, state, batch, update)
-    state, _ = update(state, batch)
+    state, _ = update(state, batch, jnp.int32(0))
     jax.block_until_ready(state)
     start = time.perf_counter()
-    for _ in range(repeats):
-        state, _ = update(state, batch)
+    for i in range(repeats):
+        state, _ = update(state, batch, jnp.int32(i + 1))
     jax.block_until_ready(state)
     return repeats / (time.perf_counter() - start), flops
 
@@ -114,11 +115,12 @@ def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learn
     env.close()
     print(f"softac throughput on {env_id} (obs {obs_dim}, action {action_dim}), published hyperparameters, "
           f"{jax.devices()[0].platform} backend, {jax.local_device_count()} device(s)")
-    rate = matmul_rate(dense_shapes(make_agent(SACConfig(algo="sac", env=env_id), obs_dim, action_dim)))
-    print(f"FP32 matmul rate on the update's matrix shapes: {rate / 1e9:.1f} GFLOP/s")
-    figures = {"matmul_flops_per_second": rate}
+    figures = {}
     for algo in algos:
         agent = make_agent(SACConfig(algo=algo, env=env_id), obs_dim, action_dim)
+        rate = matmul_rate(dense_shapes(agent))
+        print(f"[{algo}] FP32 matmul rate on the update's matrix shapes: {rate / 1e9:.1f} GFLOP/s")
+        figures.setdefault("matmul_flops_per_second", rate)
         steps_per_s = training_steps_per_second(algo, env_id, learning_starts, train_steps, num_seeds=num_seeds)
         ups, flops = updates_per_second(agent, update_repeats)
         ceiling = rate / flops

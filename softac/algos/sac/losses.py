@@ -1,6 +1,6 @@
 """The losses of SAC v2 (Haarnoja et al. 2018b) as pure functions of arrays.
 
-Equations are those of DESIGN.md section 1, "v2". Shapes: B is the batch size, A the action
+Equations: docs/algorithms.md, "SAC v2 (2018b)". Shapes: B is the batch size, A the action
 dimension, N the number of critics (2). Every loss returns (scalar loss, info dict).
 """
 

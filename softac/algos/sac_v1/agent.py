@@ -10,22 +10,26 @@ graph execution):
     psibar  <- tau psi + (1 - tau) psibar
 One action sample a ~ pi(.|s) per state serves both the value target and the policy loss.
 The temperature is fixed (alpha = 1/reward_scale); learning it (`learn_alpha`) uses v2's
-temperature loss, a combination the paper did not use.
+temperature loss, a combination the paper did not use. Equations: docs/algorithms.md, "SAC v1 (2018a, Algorithm 1)".
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import flax
 import jax
 import jax.numpy as jnp
 import optax
 
-from softac import losses, losses_v1
-from softac.agent import Batch, SquashedGaussianAgent
-from softac.config import SACConfig
-from softac.networks import MLP, CriticEnsemble
+from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients
+from softac.algos.sac import losses
+from softac.algos.sac_v1 import losses as losses_v1
+from softac.networks import MLP, SquashedGaussianActor, critic_ensemble
+
+if TYPE_CHECKING:
+    from softac.config import SACConfig
 
 
 @flax.struct.dataclass
@@ -46,15 +50,16 @@ class SACV1State:
 
 
 class SACV1(SquashedGaussianAgent):
-    """SAC with a state-value network (2018a). Same interface as `softac.agent.SAC`."""
+    """SAC with a state-value network (2018a). Implements `softac.algos.base.Agent`."""
 
-    def __init__(self, cfg: SACConfig, obs_dim: int, action_dim: int):
+    def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
         super().__init__(cfg, obs_dim, action_dim)
-        self.critic = CriticEnsemble(tuple(cfg.hidden_sizes))
-        self.value = MLP(tuple(cfg.hidden_sizes), 1)
-        self.actor_optimizer = optax.adam(cfg.actor_lr)
-        self.critic_optimizer = optax.adam(cfg.critic_lr)
-        self.value_optimizer = optax.adam(cfg.value_lr)
+        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim)
+        self.critic = critic_ensemble(cfg.critic_sizes)
+        self.value = MLP(tuple(cfg.critic_sizes), 1)
+        self.actor_optimizer = adam(cfg, cfg.actor_lr)
+        self.critic_optimizer = adam(cfg, cfg.critic_lr)
+        self.value_optimizer = adam(cfg, cfg.value_lr)
 
     def state_value(self, value_params, obs: jax.Array) -> jax.Array:
         """V(s): [..., obs_dim] -> [...]."""
@@ -110,23 +115,20 @@ class SACV1(SquashedGaussianAgent):
             has_aux=True,
         )(state.critic_params)
 
-        actor_updates, actor_opt_state = self.actor_optimizer.update(actor_grads, state.actor_opt_state)
-        critic_updates, critic_opt_state = self.critic_optimizer.update(critic_grads, state.critic_opt_state)
-        value_updates, value_opt_state = self.value_optimizer.update(value_grads, state.value_opt_state)
-        value_params = optax.apply_updates(state.value_params, value_updates)
+        actor_params, actor_opt_state = apply_gradients(self.actor_optimizer, state.actor_params,
+                                                        state.actor_opt_state, actor_grads)
+        critic_params, critic_opt_state = apply_gradients(self.critic_optimizer, state.critic_params,
+                                                          state.critic_opt_state, critic_grads)
+        value_params, value_opt_state = apply_gradients(self.value_optimizer, state.value_params,
+                                                        state.value_opt_state, value_grads)
         log_alpha, alpha_opt_state, alpha_info = self.temperature_step(state.log_alpha, state.alpha_opt_state, log_prob)
 
-        new_state = SACV1State(
-            actor_params=optax.apply_updates(state.actor_params, actor_updates),
-            critic_params=optax.apply_updates(state.critic_params, critic_updates),
-            value_params=value_params,
+        new_state = state.replace(
+            actor_params=actor_params, actor_opt_state=actor_opt_state,
+            critic_params=critic_params, critic_opt_state=critic_opt_state,
+            value_params=value_params, value_opt_state=value_opt_state,
             target_value_params=losses.polyak_update(state.target_value_params, value_params, self.cfg.tau),
-            log_alpha=log_alpha,
-            actor_opt_state=actor_opt_state,
-            critic_opt_state=critic_opt_state,
-            value_opt_state=value_opt_state,
-            alpha_opt_state=alpha_opt_state,
-            key=key,
-            num_updates=state.num_updates + 1,
+            log_alpha=log_alpha, alpha_opt_state=alpha_opt_state,
+            key=key, num_updates=state.num_updates + 1,
         )
         return new_state, {**value_info, **critic_info, **actor_info, **alpha_info, "alpha": alpha}

@@ -1,7 +1,7 @@
 """The losses of SAC v1 (Haarnoja et al. 2018a, Algorithm 1) that v2 does not have.
 
-DESIGN.md section 1, "v1". Shapes: B the batch size, N the number of Q networks (2). The policy
-loss J_pi and the Q loss's squared error are v2's (`softac.losses.actor_loss`, `critic_loss`);
+docs/algorithms.md, "SAC v1 (2018a, Algorithm 1)". Shapes: B the batch size, N the number of Q networks (2). The policy
+loss J_pi and the Q loss's squared error are v2's (`softac.algos.sac.losses.actor_loss`, `critic_loss`);
 what differs is where the targets come from: a state-value network V_psi and its slowly tracking
 copy V_psibar.
 """

@@ -1,6 +1,6 @@
 """The losses of SAC for discrete actions (Christodoulou 2019) as pure functions of arrays.
 
-DESIGN.md section 1, "Discrete actions". The policy is categorical, so every expectation over
+docs/algorithms.md, "Discrete SAC (Christodoulou 2019)". The policy is categorical, so every expectation over
 actions is an exact sum (no sampling, no reparameterisation). Shapes: B the batch size, A the
 number of actions, N the number of critics (2). probs and log_probs are pi(.|s) and log pi(.|s),
 [B, A]; critics output Q(s, .) for all actions, [N, B, A].

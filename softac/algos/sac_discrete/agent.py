@@ -10,31 +10,36 @@ One gradient step, in v2's order:
     targets: Polyak step
 All expectations over actions are exact sums; nothing is sampled inside the update. Actions are
 stored in the replay buffer as one float holding the index.
+Equations: docs/algorithms.md, "Discrete SAC (Christodoulou 2019)".
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from softac import losses, losses_discrete
-from softac.agent import AgentBase, AgentState, Batch, fresh_twin_critic_state
-from softac.config import SACConfig
-from softac.networks import CategoricalActor, DiscreteCriticEnsemble
+from softac.algos.base import AgentBase, Batch, adam, apply_gradients
+from softac.algos.sac import losses
+from softac.algos.sac.agent import AgentState, fresh_twin_critic_state
+from softac.algos.sac_discrete import losses as losses_discrete
+from softac.networks import CategoricalActor, critic_ensemble
+
+if TYPE_CHECKING:
+    from softac.config import SACConfig
 
 
 class SACDiscrete(AgentBase):
-    """Discrete-action SAC; `action_dim` is the number of actions. Same interface as `softac.agent.SAC`."""
+    """Discrete-action SAC; `action_dim` is the number of actions. Implements `softac.algos.base.Agent`."""
 
-    def __init__(self, cfg: SACConfig, obs_dim: int, action_dim: int):
+    def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
         super().__init__(cfg, obs_dim, action_dim)
         self.actor = CategoricalActor(tuple(cfg.hidden_sizes), action_dim)
-        self.critic = DiscreteCriticEnsemble(tuple(cfg.hidden_sizes), action_dim)
-        self.actor_optimizer = optax.adam(cfg.actor_lr)
-        self.critic_optimizer = optax.adam(cfg.critic_lr)
+        self.critic = critic_ensemble(cfg.critic_sizes, num_actions=action_dim)
+        self.actor_optimizer = adam(cfg, cfg.actor_lr)
+        self.critic_optimizer = adam(cfg, cfg.critic_lr)
 
     def default_target_entropy(self) -> float:
         """Hbar = target_entropy_scale * log|A| (a fraction of the uniform policy's entropy)."""
@@ -77,8 +82,8 @@ class SACDiscrete(AgentBase):
             return losses.critic_loss(losses_discrete.taken_action_q(q, batch.action), target)
 
         critic_grads, critic_info = jax.grad(critic_objective, has_aux=True)(state.critic_params)
-        critic_updates, critic_opt_state = self.critic_optimizer.update(critic_grads, state.critic_opt_state)
-        critic_params = optax.apply_updates(state.critic_params, critic_updates)
+        critic_params, critic_opt_state = apply_gradients(self.critic_optimizer, state.critic_params,
+                                                          state.critic_opt_state, critic_grads)
 
         q = self.critic.apply({"params": critic_params}, batch.obs)
 
@@ -88,21 +93,17 @@ class SACDiscrete(AgentBase):
             return loss, (info, jnp.sum(probs * log_probs, axis=-1))
 
         actor_grads, (actor_info, expected_log_prob) = jax.grad(actor_objective, has_aux=True)(state.actor_params)
-        actor_updates, actor_opt_state = self.actor_optimizer.update(actor_grads, state.actor_opt_state)
-        actor_params = optax.apply_updates(state.actor_params, actor_updates)
+        actor_params, actor_opt_state = apply_gradients(self.actor_optimizer, state.actor_params,
+                                                        state.actor_opt_state, actor_grads)
 
         log_alpha, alpha_opt_state, alpha_info = self.temperature_step(
             state.log_alpha, state.alpha_opt_state, jax.lax.stop_gradient(expected_log_prob))
 
-        new_state = AgentState(
-            actor_params=actor_params,
-            critic_params=critic_params,
+        new_state = state.replace(
+            actor_params=actor_params, actor_opt_state=actor_opt_state,
+            critic_params=critic_params, critic_opt_state=critic_opt_state,
             target_critic_params=losses.polyak_update(state.target_critic_params, critic_params, self.cfg.tau),
-            log_alpha=log_alpha,
-            actor_opt_state=actor_opt_state,
-            critic_opt_state=critic_opt_state,
-            alpha_opt_state=alpha_opt_state,
-            key=state.key,
+            log_alpha=log_alpha, alpha_opt_state=alpha_opt_state,
             num_updates=state.num_updates + 1,
         )
         return new_state, {**critic_info, **actor_info, **alpha_info, "alpha": alpha}

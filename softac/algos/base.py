@@ -1,0 +1,193 @@
+"""What every algorithm shares: the minibatch, the agent interface the trainer relies on, the
+registry entry that declares an algorithm, the one optimiser step, and the temperature step.
+
+An agent is a set of pure functions over a state pytree (a `flax.struct.dataclass`): everything
+that changes during training is in the state, so an update is `state, batch -> new_state, metrics`
+and several seeds are `jax.vmap` over a leading axis of the state (see `softac.train`). The
+update's PRNG key lives in the state; acting uses a key stream of its own, kept by the trainer.
+Equations: docs/algorithms.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from softac.algos.sac import losses as sac_losses
+from softac.distributions import squashed_gaussian_mode, squashed_gaussian_sample
+
+if TYPE_CHECKING:
+    from softac.config import SACConfig
+
+
+class Batch(NamedTuple):
+    """A minibatch of transitions; leading axis B. Actions are in the stored form: the policy's [-1, 1]
+    space for Box actions, a float index [B, 1] for Discrete ones."""
+
+    obs: jax.Array  # [B, obs_dim]
+    action: jax.Array  # [B, action_dim]
+    reward: jax.Array  # [B]
+    next_obs: jax.Array  # [B, obs_dim]
+    terminated: jax.Array  # [B], 1.0 where the episode ended in a terminal state (not a time limit)
+
+
+class Agent(Protocol):
+    """The interface `softac.train`, `softac.evaluate` and the checkpoints rely on.
+
+    `policy` below is what acting needs (`policy_of(state)`): the actor's parameters, plus the
+    running normalisation statistics for CrossQ. Every method is a pure function that jit and vmap.
+    """
+
+    cfg: "SACConfig"
+    obs_dim: int
+    action_dim: int
+    #: Fields of the state that make up the policy: written to the checkpoint's policy file, the only
+    #: part `softac eval` and `load_agent` read.
+    policy_fields: tuple[str, ...]
+
+    def init(self, key: jax.Array) -> Any:
+        """A fresh agent state from one PRNG key."""
+
+    def update(self, state: Any, batch: Batch) -> tuple[Any, dict]:
+        """One gradient step: (new state, metrics of scalars)."""
+
+    def update_many(self, state: Any, batches: Batch, first_update_index: Any = None) -> tuple[Any, dict]:
+        """`G` gradient steps in one lax.scan over batches with a leading axis G; metrics are means over G.
+        first_update_index: the number of the first of them (default state.num_updates); the trainer passes
+        it unbatched, the same for every seed, so schedules over updates branch instead of select."""
+
+    def policy_of(self, state: Any) -> Any:
+        """The policy pytree of `state` (built from its `policy_fields`)."""
+
+    def explore(self, policy: Any, key: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a ~ pi(.|obs) in the stored form, next acting key)."""
+
+    def sample_action(self, policy: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a ~ pi(.|obs) in the stored form, log pi(a|obs))."""
+
+    def deterministic_action(self, policy: Any, obs: jax.Array) -> jax.Array:
+        """The evaluation action in the stored form: tanh(mean) for Box actions, argmax for Discrete."""
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """One registered algorithm: the registry (`softac.algos.REGISTRY`) is the one place it is named.
+
+    name: the value of `--algo`; agent: its class (implements `Agent`); discrete: True if it handles
+    Discrete action spaces, False for Box; metrics: the names its update may return, each a column of
+    metrics.csv (an update returning any other name is an error); config_defaults: values of the
+    algorithm-dependent `SACConfig` fields (those whose default is None, "the algorithm's default")
+    that this algorithm uses when the user does not set them; summary: one line for `--help`.
+    """
+
+    name: str
+    agent: Callable[..., Agent]
+    discrete: bool
+    metrics: tuple[str, ...]
+    summary: str
+    config_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+# The metrics of the twin-critic algorithms with a learned temperature (alpha_loss only when it is learned).
+SOFT_ACTOR_CRITIC_METRICS = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha_loss", "alpha")
+
+# What every algorithm uses unless its spec says otherwise (the published SAC v2 settings).
+COMMON_DEFAULTS = {"learning_rate": 3e-4, "adam_beta1": 0.9, "policy_delay": 1, "critic_hidden_sizes": None}
+
+
+def apply_gradients(optimizer: optax.GradientTransformation, params, opt_state, grads):
+    """One optimiser step, theta <- theta + optimizer(grad): returns (new params, new optimiser state)."""
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def adam(cfg: "SACConfig", learning_rate: float) -> optax.GradientTransformation:
+    """Adam with the config's beta1 (0.9 for SAC; CrossQ's authors use 0.5)."""
+    return optax.adam(learning_rate, b1=cfg.beta1)
+
+
+class AgentBase:
+    """The temperature settings and step, acting, and the fused `update_many` that all agents share.
+
+    Subclasses define `init`, `update`, `sample_action`, `deterministic_action` and `policy_fields`;
+    their state has fields `log_alpha` and `alpha_opt_state`.
+    """
+
+    policy_fields: tuple[str, ...] = ("actor_params",)
+
+    def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
+        self.cfg = cfg
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        fixed_alpha = cfg.fixed_alpha
+        self.learn_alpha = fixed_alpha is None
+        self.initial_alpha = cfg.initial_alpha if fixed_alpha is None else fixed_alpha
+        self.target_entropy = float(self.default_target_entropy() if cfg.target_entropy is None else cfg.target_entropy)
+        self.alpha_optimizer = adam(cfg, cfg.alpha_lr)
+
+    def default_target_entropy(self) -> float:
+        """Hbar = -|A| for continuous actions (2018b)."""
+        return -float(self.action_dim)
+
+    def policy_of(self, state):
+        """The actor's parameters (agents with more to their policy override this and `policy_fields`)."""
+        return state.actor_params
+
+    def explore(self, policy, key: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a ~ pi(.|obs), next key): a stochastic action, in the replay buffer's form, for the training
+        environment. The acting key is a stream of its own (kept by the trainer), separate from the update's.
+        """
+        key, action_key = jax.random.split(key)
+        action, _ = self.sample_action(policy, obs, action_key)
+        return action, key
+
+    def temperature_step(self, log_alpha, alpha_opt_state, log_prob):
+        """One step of the temperature loss on log alpha (a no-op when alpha is fixed).
+
+        log_prob: [B] log pi(a|s) of actions from the current policy, or its exact expectation
+        sum_a pi(a|s) log pi(a|s) = -H(pi(.|s)) for discrete actions.
+        """
+        if not self.learn_alpha:
+            return log_alpha, alpha_opt_state, {}
+        alpha_grad, info = jax.grad(sac_losses.temperature_loss, has_aux=True)(log_alpha, log_prob,
+                                                                               self.target_entropy)
+        log_alpha, alpha_opt_state = apply_gradients(self.alpha_optimizer, log_alpha, alpha_opt_state, alpha_grad)
+        return log_alpha, alpha_opt_state, info
+
+    def sample_action(self, policy, obs: jax.Array, key: jax.Array):
+        raise NotImplementedError
+
+    def deterministic_action(self, policy, obs: jax.Array):
+        raise NotImplementedError
+
+    def update(self, state, batch: Batch):
+        raise NotImplementedError
+
+    def update_many(self, state, batches: Batch, first_update_index=None):
+        """`G` gradient steps fused in one lax.scan; batches have a leading axis G. Metrics are means over G.
+        (first_update_index numbers the updates for algorithms with a schedule, such as CrossQ's policy delay.)"""
+        state, infos = jax.lax.scan(self.update, state, batches)
+        return state, jax.tree_util.tree_map(jnp.mean, infos)
+
+
+class SquashedGaussianAgent(AgentBase):
+    """Continuous-action agents whose actor is the squashed Gaussian (docs/algorithms.md, "Squashed
+    Gaussian policy"); `self.actor` returns (mean, log_std) from `actor.apply(variables, obs)`."""
+
+    def actor_variables(self, policy) -> dict:
+        """The flax variables of the actor for acting (parameters only; CrossQ adds its statistics)."""
+        return {"params": policy}
+
+    def sample_action(self, policy, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """a ~ pi(.|obs) in [-1, 1] with its log-probability. obs [..., obs_dim]."""
+        mean, log_std = self.actor.apply(self.actor_variables(policy), obs)
+        return squashed_gaussian_sample(key, mean, log_std)
+
+    def deterministic_action(self, policy, obs: jax.Array) -> jax.Array:
+        """tanh(mean), the action used for evaluation, in [-1, 1]. obs [..., obs_dim]."""
+        mean, _ = self.actor.apply(self.actor_variables(policy), obs)
+        return squashed_gaussian_mode(mean)

@@ -1,0 +1,71 @@
+"""The registry: every algorithm softac trains, by the name `--algo` takes. Adding an algorithm is one
+subpackage of `softac.algos` and one entry here; the trainer, replay buffer, checkpoints, seeds axis,
+CLI, logs and the contract tests (tests/test_algorithm_contract.py) then serve it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from softac.algos.base import SOFT_ACTOR_CRITIC_METRICS, Agent, AlgorithmSpec
+from softac.algos.crossq.agent import CrossQ
+from softac.algos.sac.agent import SAC
+from softac.algos.sac_discrete.agent import SACDiscrete
+from softac.algos.sac_v1.agent import SACV1
+from softac.errors import SoftacError
+
+if TYPE_CHECKING:
+    from softac.config import SACConfig
+    from softac.envs import ActionSpec
+
+REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
+    AlgorithmSpec("sac", SAC, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="twin Q targets, learned temperature (Haarnoja et al. 2018b)"),
+    AlgorithmSpec("sac-v1", SACV1, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS + ("value_loss", "v_mean"),
+                  summary="state-value network V and target V, fixed temperature (2018a, Algorithm 1)"),
+    AlgorithmSpec("sac-discrete", SACDiscrete, discrete=True, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="categorical policy, exact expectations (Christodoulou 2019)"),
+    AlgorithmSpec("crossq", CrossQ, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="no target networks, Batch Renormalization, joint forward pass (Bhatt et al. 2024)",
+                  # The authors' settings: lr 1e-3, Adam beta1 0.5, actor every 3rd critic step, 2048-wide critics.
+                  config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "policy_delay": 3,
+                                   "critic_hidden_sizes": (2048, 2048)}),
+)}
+
+#: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).
+AUTO = {False: "sac", True: "sac-discrete"}
+
+
+def algorithm_names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def get_spec(name: str) -> AlgorithmSpec:
+    if name not in REGISTRY:
+        raise SoftacError(f"Unknown algorithm {name!r}; choose one of {', '.join(REGISTRY)} (or auto).")
+    return REGISTRY[name]
+
+
+def resolve_algo(cfg: "SACConfig", spec: "ActionSpec") -> "SACConfig":
+    """`cfg` with algo 'auto' replaced by the algorithm of the action space and the algorithm's defaults
+    filled in (every field concrete, as config.json records it); SoftacError on a mismatch."""
+    algo = AUTO[spec.discrete] if cfg.algo == "auto" else cfg.algo
+    algorithm = get_spec(algo)
+    if algorithm.discrete != spec.discrete:
+        kind = "a Discrete" if spec.discrete else "a continuous (Box)"
+        handles = [s.name for s in REGISTRY.values() if s.discrete == spec.discrete]
+        raise SoftacError(f"{cfg.env} has {kind} action space, which --algo {algo} does not handle; "
+                          f"use --algo {' or '.join(handles)} (or auto).")
+    return cfg.replace(algo=algo).with_algorithm_defaults()
+
+
+def make_agent(cfg: "SACConfig", obs_dim: int, action_dim: int) -> Agent:
+    """The agent of `cfg.algo` (resolved, not 'auto') for these observation and action sizes."""
+    return get_spec(cfg.algo).agent(cfg.with_algorithm_defaults(), obs_dim, action_dim)
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every metric some registered algorithm may return, in registry order."""
+    names: list[str] = []
+    for spec in REGISTRY.values():
+        names += [m for m in spec.metrics if m not in names]
+    return tuple(names)

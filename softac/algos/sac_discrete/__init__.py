@@ -1,0 +1,1 @@
+"""SAC for discrete actions (Christodoulou 2019): `losses`, `agent`."""
