@@ -3,6 +3,10 @@ one environment's failure does not lose the others, sections regenerate in place
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import tomllib
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,8 @@ import pytest
 from softac.learning_curves import get_suite, run_suite
 from softac.checkpoint import checkpoint_step
 from softac.cli import main
+from softac.config import SACConfig, preset, validate
+from softac.envs import check_env_id
 from softac.evaluate import read_run_config
 from softac.logger import read_metrics
 from tests.test_cli import assert_clean_error
@@ -102,15 +108,50 @@ def test_a_suite_is_a_toml_file_the_user_can_write(tmp_path, capsys):
     assert config.hidden_sizes == (16, 16) and config.batch_size == 16 and config.total_steps == 400
 
 
-def test_the_built_in_suites_are_files_with_the_issue_budgets():
-    mujoco = get_suite("mujoco-short")
-    assert mujoco.envs == ("HalfCheetah-v5", "Hopper-v5") and mujoco.total_steps == 300_000
-    assert mujoco.seeds == (0, 1, 2) and mujoco.eval_every == 10_000 and mujoco.eval_episodes == 10
-    assert [(r.step, r.low, r.high) for r in mujoco.references["Hopper-v5"]] == [(100_000, 1000, 1400),
-                                                                                 (300_000, 2350, 3000)]
-    cfg = mujoco.run_config("HalfCheetah-v5", Path("out"))
-    assert cfg.learning_starts == 5000 and cfg.algo in ("auto", "sac") and cfg.checkpoint_every == 10_000
-    assert get_suite("pendulum").target_return == -200.0 and get_suite("pendulum").seeds == (0, 1, 2, 3, 4)
+BUILT_IN_SUITE_FILES = sorted(Path(str(files("softac") / "suites")).glob("*.toml"))
+# The fields a suite's run sets itself, whatever its preset and [config] say.
+SET_BY_THE_SUITE = {"env", "total_steps", "seeds", "seed", "eval_every", "eval_episodes", "checkpoint_every",
+                    "log_every", "run_root", "run_name", "progress", "print_evaluations"}
+
+
+def test_every_built_in_suite_file_is_offered_by_name(tmp_path, capsys):
+    assert BUILT_IN_SUITE_FILES, "no softac/suites/*.toml found"
+    code = main(["benchmark", "--suite", "no-such-suite", "--out-root", str(tmp_path / "runs"),
+                 "--docs", str(tmp_path / "b.md")])
+    names = ", ".join(path.stem for path in BUILT_IN_SUITE_FILES)
+    assert_clean_error(code, capsys.readouterr().err, f"choose one of {names} or give the path")
+
+
+@pytest.mark.parametrize("suite_file", BUILT_IN_SUITE_FILES, ids=lambda path: path.stem)
+def test_a_built_in_suite_loads_as_its_file_says_and_its_run_configs_validate(suite_file, tmp_path):
+    data = tomllib.loads(suite_file.read_text())  # read here, independently of softac.benchmark's parser
+    suite = get_suite(suite_file.stem)
+    assert suite.envs == tuple(data["envs"]) and suite.total_steps == data["total_steps"]
+    assert suite.seeds == tuple(data["seeds"]) and suite.eval_every == data["eval_every"]
+    assert suite.eval_episodes == data.get("eval_episodes", 10)
+    assert suite.target_return == data.get("target_return")
+    assert suite.description == data.get("description", "")
+    written = {(env, int(step), *(value if isinstance(value, list) else [value, value]))
+               for env, table in data.get("references", {}).items() for step, value in table.items()}
+    assert {(env, r.step, r.low, r.high) for env, refs in suite.references.items() for r in refs} == written
+
+    base = preset(data.get("preset", "paper"))
+    file_config = {name: tuple(value) if isinstance(value, list) else value
+                   for name, value in data.get("config", {}).items()}
+    for env_id in data["envs"]:
+        check_env_id(env_id)
+        cfg = suite.run_config(env_id, tmp_path)
+        validate(cfg)
+        assert cfg.env == env_id and cfg.total_steps == data["total_steps"]
+        assert cfg.seed_list == tuple(data["seeds"]) and cfg.eval_every == data["eval_every"]
+        assert cfg.eval_episodes == data.get("eval_episodes", 10) and cfg.checkpoint_every == data["eval_every"]
+        for f in dataclasses.fields(SACConfig):
+            if f.name in file_config:
+                assert getattr(cfg, f.name) == file_config[f.name], f"[config] {f.name}"
+            elif f.name not in SET_BY_THE_SUITE:
+                assert getattr(cfg, f.name) == getattr(base, f.name), f"{f.name} from the preset"
+        # What a run directory stores (config.json) reads back as the same, valid, config.
+        assert SACConfig.from_dict(json.loads(cfg.to_json())) == cfg
 
 
 @pytest.mark.parametrize("text, fragment", [

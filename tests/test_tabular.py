@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from softac.errors import SoftacError
 from softac.tabular import (
     entropy,
+    iterate_to_fixed_point,
     mdp_from_gymnasium,
     named_mdp,
     optimal_value_iteration,
@@ -163,6 +164,16 @@ def test_iterative_evaluation_raises_when_max_iters_is_too_small():
     pi = np.full((4, 2), 0.5)
     with pytest.raises(SoftacError):
         soft_policy_evaluation(P, R, pi, 0.9, 1.0, tol=1e-10, max_iters=5)
+
+
+def test_fixed_point_loop_stops_at_the_first_change_below_tol_and_counts_steps():
+    # x_k = x_{k-1} / 2 from 1: the changes are 1/2, 1/4, 1/8, ...; the first below 0.1 is 1/16 at k = 4.
+    result = iterate_to_fixed_point(lambda x: x / 2.0, np.array([1.0]), tol=0.1, max_iters=10, what="halving")
+    assert result.iterations == 4
+    assert result.changes == [0.5, 0.25, 0.125, 0.0625]
+    np.testing.assert_array_equal(result.value, [0.0625])
+    with pytest.raises(SoftacError, match=r"^halving did not reach tol=0.1 within max_iters=3 iterations\.$"):
+        iterate_to_fixed_point(lambda x: x / 2.0, np.array([1.0]), tol=0.1, max_iters=3, what="halving")
 
 
 # ---------------------------------------------------------------------------

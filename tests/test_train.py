@@ -19,8 +19,10 @@ from tests.conftest import tiny_config
 from tests.helpers import assert_trees_equal
 
 
-def checkpoint_state(run_dir, cfg=None):
-    cfg = read_run_config(run_dir)  # the saved config, with its algorithm resolved
+def checkpoint_state(run_dir):
+    """(agent state, buffer, loop state) of the run's checkpoint, read with the config the run saved
+    (its algorithm resolved), not the config the test started from."""
+    cfg = read_run_config(run_dir)
     env = make_env(cfg.env)
     agent = make_agent(cfg, *space_dims(env))
     return load_checkpoint(run_dir, agent.init(jax.random.PRNGKey(0)))
@@ -32,7 +34,7 @@ def test_same_seed_same_metrics_and_params(tmp_path):
     second = train(cfg.replace(run_name="second"))[0]
     drop_wall = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_time", "steps_per_second")} for r in rows]
     assert drop_wall(read_metrics(first)) == drop_wall(read_metrics(second))
-    assert_trees_equal(checkpoint_state(first, cfg)[0], checkpoint_state(second, cfg)[0])
+    assert_trees_equal(checkpoint_state(first)[0], checkpoint_state(second)[0])
     other = train(cfg.replace(run_name="other", seed=1))[0]
     assert drop_wall(read_metrics(other)) != drop_wall(read_metrics(first))
 
@@ -43,10 +45,10 @@ def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, env_id, a
     cfg = tiny_config(tmp_path, env=env_id, algo=algo, total_steps=400, eval_every=0)
     straight = train(cfg.replace(run_name="straight"))[0]
     stopped = train(cfg.replace(run_name="stopped", total_steps=250))[0]
-    assert checkpoint_state(stopped, cfg)[2]["step"] == 250
+    assert checkpoint_state(stopped)[2]["step"] == 250
     resume([stopped], total_steps=400)
-    a_state, a_buffer, a_loop = checkpoint_state(straight, cfg)
-    b_state, b_buffer, b_loop = checkpoint_state(stopped, cfg)
+    a_state, a_buffer, a_loop = checkpoint_state(straight)
+    b_state, b_buffer, b_loop = checkpoint_state(stopped)
     assert_trees_equal(a_state, b_state)
     for field in a_buffer["data"]:
         np.testing.assert_array_equal(a_buffer["data"][field], b_buffer["data"][field])
@@ -62,7 +64,7 @@ def test_several_seeds_train_together_and_each_run_stands_alone(tmp_path):
     cfg = tiny_config(tmp_path, seeds=(0, 1), total_steps=300)
     run_dirs = train(cfg)
     assert len(run_dirs) == 2 and len(set(run_dirs)) == 2
-    states = [checkpoint_state(d, cfg.replace(seeds=None))[0] for d in run_dirs]
+    states = [checkpoint_state(d)[0] for d in run_dirs]
     assert not np.allclose(jax.tree_util.tree_leaves(states[0].actor_params)[0],
                            jax.tree_util.tree_leaves(states[1].actor_params)[0])
     for seed, run_dir in zip((0, 1), run_dirs):
@@ -71,14 +73,13 @@ def test_several_seeds_train_together_and_each_run_stands_alone(tmp_path):
         agent = load_agent(run_dir)
         assert agent.act(np.zeros(3, np.float32)).shape == (1,)
     resume([run_dirs[1]], total_steps=350)  # one seed of a group resumes on its own
-    assert checkpoint_state(run_dirs[1], cfg.replace(seeds=None))[2]["step"] == 350
+    assert checkpoint_state(run_dirs[1])[2]["step"] == 350
 
 
 def test_a_seed_trained_in_a_group_matches_it_trained_alone(tmp_path):
     alone = train(tiny_config(tmp_path, total_steps=250, eval_every=0, run_name="alone"))[0]
     group = train(tiny_config(tmp_path, seeds=(0, 3), total_steps=250, eval_every=0, run_name="group"))
-    cfg = tiny_config(tmp_path)
-    a, b = checkpoint_state(alone, cfg), checkpoint_state(group[0], cfg)
+    a, b = checkpoint_state(alone), checkpoint_state(group[0])
     for field in a[1]["data"]:  # same data collected: same env stream, same warm-up and policy actions
         np.testing.assert_allclose(a[1]["data"][field], b[1]["data"][field], rtol=1e-4, atol=1e-4)
     for x, y in zip(jax.tree_util.tree_leaves(a[0].actor_params), jax.tree_util.tree_leaves(b[0].actor_params)):
@@ -93,7 +94,7 @@ def test_time_limit_truncation_is_not_stored_as_terminal(tmp_path):
     from softac.envs import scale_action
 
     run_dir = train(tiny_config(tmp_path, total_steps=450, eval_every=0))[0]
-    _, buffer, _ = checkpoint_state(run_dir, tiny_config(tmp_path))
+    _, buffer, _ = checkpoint_state(run_dir)
     data = buffer["data"]
     assert data["terminated"].sum() == 0
     replay = gym.make("Pendulum-v1")  # replay the first episode independently with the stored actions
@@ -133,7 +134,7 @@ def test_non_finite_observation_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(SoftacError, match=r"non-finite .* env step 150.*step 100"):
         train(cfg)
     run_dir = tmp_path / "runs" / "nan"
-    assert checkpoint_state(run_dir, cfg)[2]["step"] == 100
+    assert checkpoint_state(run_dir)[2]["step"] == 100
 
 
 def test_training_stops_with_a_checkpoint_once_evaluation_reaches_the_threshold(tmp_path):
