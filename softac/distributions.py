@@ -1,4 +1,4 @@
-"""The squashed-Gaussian policy distribution (DESIGN.md section 1, "Squashed Gaussian policy").
+"""The squashed-Gaussian policy distribution (docs/algorithms.md, "Squashed Gaussian policy").
 
 u ~ N(mu, sigma), a = tanh(u) in (-1, 1)^|A|, and by the change of variables
 
