@@ -6,6 +6,7 @@ The networks hold no state beyond their parameters; sampling and log-probabiliti
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -20,17 +21,35 @@ LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
 
 
+INITIALIZATIONS = ("flax", "pytorch")
+
+
+def dense(width: int, fan_in: int, init: str = "flax") -> nn.Dense:
+    """A dense layer with `init`'s initialisation: 'flax' is flax's default (lecun-normal kernel, zero bias;
+    SBX uses it too); 'pytorch' is torch.nn.Linear's, kernel and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    (what SB3 and CleanRL start from)."""
+    if init == "flax":
+        return nn.Dense(width)
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def uniform(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return nn.Dense(width, kernel_init=uniform, bias_init=uniform)
+
+
 class MLP(nn.Module):
-    """ReLU hidden layers of widths `hidden_sizes`, then a linear layer of `out_size`."""
+    """ReLU hidden layers of widths `hidden_sizes`, then a linear layer of `out_size` (initialisation `init`)."""
 
     hidden_sizes: Sequence[int]
     out_size: int
+    initialization: str = "flax"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width)(x))
-        return nn.Dense(self.out_size)(x)
+            x = nn.relu(dense(width, x.shape[-1], self.initialization)(x))
+        return dense(self.out_size, x.shape[-1], self.initialization)(x)
 
 
 class SquashedGaussianActor(nn.Module):
@@ -41,10 +60,11 @@ class SquashedGaussianActor(nn.Module):
 
     hidden_sizes: Sequence[int]
     action_dim: int
+    initialization: str = "flax"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        out = MLP(self.hidden_sizes, 2 * self.action_dim)(obs)
+        out = MLP(self.hidden_sizes, 2 * self.action_dim, self.initialization)(obs)
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
@@ -53,10 +73,11 @@ class Critic(nn.Module):
     """Q(s, a) -> [...] from the concatenation of observation and action."""
 
     hidden_sizes: Sequence[int]
+    initialization: str = "flax"
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, 1)(jnp.concatenate([obs, action], axis=-1))[..., 0]
+        return MLP(self.hidden_sizes, 1, self.initialization)(jnp.concatenate([obs, action], axis=-1))[..., 0]
 
 
 def ensemble_of(module: type[nn.Module], size: int):
@@ -77,7 +98,7 @@ def critic_ensemble(hidden_sizes: Sequence[int], num_critics: int = 2, num_actio
     Q(s, .) for every action, `(obs)` -> [num_critics, ..., num_actions].
     """
     if num_actions is not None:
-        return ensemble_of(MLP, num_critics)(tuple(hidden_sizes), num_actions)
+        return ensemble_of(MLP, num_critics)(tuple(hidden_sizes), num_actions, **critic_fields)
     return ensemble_of(critic or Critic, num_critics)(tuple(hidden_sizes), **critic_fields)
 
 
@@ -86,7 +107,8 @@ class CategoricalActor(nn.Module):
 
     hidden_sizes: Sequence[int]
     num_actions: int
+    initialization: str = "flax"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, self.num_actions)(obs)
+        return MLP(self.hidden_sizes, self.num_actions, self.initialization)(obs)

@@ -58,7 +58,8 @@ class CrossQ(SquashedGaussianAgent):
 
     def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
         super().__init__(cfg, obs_dim, action_dim)
-        norm = {"momentum": cfg.batch_norm_momentum, "warmup_steps": cfg.renorm_warmup_steps}
+        norm = {"momentum": cfg.batch_norm_momentum, "warmup_steps": cfg.renorm_warmup_steps,
+                "initialization": cfg.network_init}
         actor_sizes = tuple(cfg.hidden_sizes)
         self.actor = NormalisedSquashedGaussianActor(actor_sizes, action_dim, train=False, **norm)
         self.actor_train = NormalisedSquashedGaussianActor(actor_sizes, action_dim, train=True, **norm)

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from softac.networks import LOG_STD_MAX, LOG_STD_MIN
+from softac.networks import LOG_STD_MAX, LOG_STD_MIN, dense
 
 # The authors' (and Ioffe's) bounds of the renormalisation correction: r in [1/3, 3], d in [-5, 5].
 R_MAX = 3.0
@@ -78,13 +78,15 @@ class NormalisedMLP(nn.Module):
     train: bool
     momentum: float = 0.99
     warmup_steps: int = 100_000
+    initialization: str = "flax"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = BatchRenorm(self.train, self.momentum, self.warmup_steps)(x)
         for width in self.hidden_sizes:
-            x = BatchRenorm(self.train, self.momentum, self.warmup_steps)(nn.relu(nn.Dense(width)(x)))
-        return nn.Dense(self.out_size)(x)
+            x = nn.relu(dense(width, x.shape[-1], self.initialization)(x))
+            x = BatchRenorm(self.train, self.momentum, self.warmup_steps)(x)
+        return dense(self.out_size, x.shape[-1], self.initialization)(x)
 
 
 class NormalisedCritic(nn.Module):
@@ -94,11 +96,12 @@ class NormalisedCritic(nn.Module):
     train: bool
     momentum: float = 0.99
     warmup_steps: int = 100_000
+    initialization: str = "flax"
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        return NormalisedMLP(self.hidden_sizes, 1, self.train, self.momentum, self.warmup_steps)(x)[..., 0]
+        return NormalisedMLP(self.hidden_sizes, 1, self.train, self.momentum, self.warmup_steps, self.initialization)(x)[..., 0]
 
 
 class NormalisedSquashedGaussianActor(nn.Module):
@@ -109,10 +112,11 @@ class NormalisedSquashedGaussianActor(nn.Module):
     train: bool
     momentum: float = 0.99
     warmup_steps: int = 100_000
+    initialization: str = "flax"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         out = NormalisedMLP(self.hidden_sizes, 2 * self.action_dim, self.train, self.momentum,
-                            self.warmup_steps)(obs)
+                            self.warmup_steps, self.initialization)(obs)
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)

@@ -66,8 +66,8 @@ class SAC(SquashedGaussianAgent):
 
     def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
         super().__init__(cfg, obs_dim, action_dim)
-        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim)
-        self.critic = critic_ensemble(cfg.critic_sizes)
+        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim, cfg.network_init)
+        self.critic = critic_ensemble(cfg.critic_sizes, initialization=cfg.network_init)
         self.actor_optimizer = adam(cfg, cfg.actor_lr)
         self.critic_optimizer = adam(cfg, cfg.critic_lr)
 

@@ -36,8 +36,8 @@ class SACDiscrete(AgentBase):
 
     def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
         super().__init__(cfg, obs_dim, action_dim)
-        self.actor = CategoricalActor(tuple(cfg.hidden_sizes), action_dim)
-        self.critic = critic_ensemble(cfg.critic_sizes, num_actions=action_dim)
+        self.actor = CategoricalActor(tuple(cfg.hidden_sizes), action_dim, cfg.network_init)
+        self.critic = critic_ensemble(cfg.critic_sizes, num_actions=action_dim, initialization=cfg.network_init)
         self.actor_optimizer = adam(cfg, cfg.actor_lr)
         self.critic_optimizer = adam(cfg, cfg.critic_lr)
 

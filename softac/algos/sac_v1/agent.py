@@ -54,9 +54,9 @@ class SACV1(SquashedGaussianAgent):
 
     def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
         super().__init__(cfg, obs_dim, action_dim)
-        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim)
-        self.critic = critic_ensemble(cfg.critic_sizes)
-        self.value = MLP(tuple(cfg.critic_sizes), 1)
+        self.actor = SquashedGaussianActor(tuple(cfg.hidden_sizes), action_dim, cfg.network_init)
+        self.critic = critic_ensemble(cfg.critic_sizes, initialization=cfg.network_init)
+        self.value = MLP(tuple(cfg.critic_sizes), 1, cfg.network_init)
         self.actor_optimizer = adam(cfg, cfg.actor_lr)
         self.critic_optimizer = adam(cfg, cfg.critic_lr)
         self.value_optimizer = adam(cfg, cfg.value_lr)
