@@ -4,7 +4,7 @@
 
 Prints env steps/s of training after the warm-up, updates/s of the jitted update alone, XLA's FLOP
 count per update, the FP32 matmul rate of this machine on the update's shapes and the fraction of
-the ceiling reached. Same as `softac bench`; see softac/bench.py.
+the ceiling reached. Same as `softac bench`; see softac/throughput.py.
 """
 
 import sys

@@ -88,18 +88,32 @@ def ensemble_of(module: type[nn.Module], size: int):
                    in_axes=None, out_axes=0, axis_size=size)
 
 
-def critic_ensemble(hidden_sizes: Sequence[int], num_critics: int = 2, num_actions: int | None = None,
-                    critic: type[nn.Module] | None = None, **critic_fields) -> nn.Module:
-    """The one constructor of critic ensembles: `num_critics` independent critics evaluated as one
-    vmapped network, so Q_1 and Q_2 run as batched matrix multiplies in one pass.
+class CriticEnsemble(nn.Module):
+    """`num_critics` independent copies of `member(**member_fields)` evaluated as one vmapped network on the
+    same inputs: outputs [num_critics, ...]. Parameters (and running statistics) carry a leading axis of
+    size num_critics, so Q_1 and Q_2 run as batched matrix multiplies in one pass."""
 
-    Continuous actions (num_actions None): `critic(obs, action)` -> [num_critics, ...] with `critic`
-    `Critic` unless given (CrossQ passes its normalised critic and its fields). Discrete actions:
-    Q(s, .) for every action, `(obs)` -> [num_critics, ..., num_actions].
+    member: type[nn.Module]
+    member_fields: dict
+    num_critics: int = 2
+
+    @nn.compact
+    def __call__(self, *inputs: jax.Array) -> jax.Array:
+        return ensemble_of(self.member, self.num_critics)(**self.member_fields)(*inputs)
+
+
+def critic_ensemble(hidden_sizes: Sequence[int], num_critics: int = 2, num_actions: int | None = None,
+                    critic: type[nn.Module] | None = None, **critic_fields) -> CriticEnsemble:
+    """The one constructor of critic ensembles (a `CriticEnsemble`).
+
+    Continuous actions (num_actions None): `(obs, action)` -> [num_critics, ...], members `critic` (`Critic`
+    unless given: CrossQ passes its normalised critic and its fields). Discrete actions: Q(s, .) for every
+    action, `(obs)` -> [num_critics, ..., num_actions], members MLPs with num_actions outputs.
     """
     if num_actions is not None:
-        return ensemble_of(MLP, num_critics)(tuple(hidden_sizes), num_actions, **critic_fields)
-    return ensemble_of(critic or Critic, num_critics)(tuple(hidden_sizes), **critic_fields)
+        return CriticEnsemble(MLP, {"hidden_sizes": tuple(hidden_sizes), "out_size": num_actions, **critic_fields},
+                              num_critics)
+    return CriticEnsemble(critic or Critic, {"hidden_sizes": tuple(hidden_sizes), **critic_fields}, num_critics)
 
 
 class CategoricalActor(nn.Module):

@@ -66,11 +66,12 @@ def _train_help() -> str:
 
 
 @pytest.mark.parametrize("documented", [
-    "--learning-rate FLOAT Adam learning rate of every network and the temperature (unless overridden below). "
-    "(default: 0.0003)",
+    "--learning-rate FLOAT Adam learning rate of every network and the temperature (unless overridden below); "
+    "default the algorithm's: 3e-4 (sac, sac-v1, sac-discrete), 1e-3 (crossq). (default: None)",
     "--seeds N,N,... Several seeds trained at once in one process (a leading seed axis, one vmapped update). "
     "(default: None)",
-    "--hidden-sizes N,N,... Hidden layer widths of actor and critics (ReLU). (default: (256, 256))",
+    "--hidden-sizes N,N,... Hidden layer widths of the actor (and of the critics unless critic_hidden_sizes is set) "
+    "(ReLU). (default: (256, 256))",
     "--tau FLOAT Polyak coefficient of the target critics: target <- tau*online + (1-tau)*target. (default: 0.005)",
     "--learn-alpha, --no-learn-alpha",
 ])
