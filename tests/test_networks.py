@@ -45,7 +45,7 @@ def test_pytorch_init_is_uniform_in_one_over_sqrt_fan_in_for_kernels_and_biases(
 
 
 def test_flax_init_is_lecun_normal_with_zero_biases(tmp_path):
-    agent = make_agent(tiny_config(tmp_path, algo="sac", hidden_sizes=(256, 256)), 3, 1)
+    agent = make_agent(tiny_config(tmp_path, algo="sac", hidden_sizes=(256, 256), network_init="flax"), 3, 1)
     for kernel, bias in dense_layers(agent.init(jax.random.PRNGKey(0)).critic_params):
         assert np.all(bias == 0)
         if kernel.size >= 10_000:  # lecun normal: std 1/sqrt(fan_in) (truncated normal, rescaled)
@@ -57,3 +57,10 @@ def test_an_unknown_init_is_refused(tmp_path):
 
     with pytest.raises(SoftacError, match="network_init must be 'flax' or 'pytorch'"):
         tiny_config(tmp_path, network_init="xavier")
+
+
+def test_the_default_init_is_pytorch_for_sac_and_flax_for_the_others(tmp_path):
+    for name in REGISTRY:
+        cfg = tiny_config(tmp_path, algo=name).with_algorithm_defaults()
+        assert cfg.network_init == ("pytorch" if name == "sac" else "flax"), name
+    assert tiny_config(tmp_path, algo="sac", network_init="flax").with_algorithm_defaults().network_init == "flax"

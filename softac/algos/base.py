@@ -96,7 +96,8 @@ class AlgorithmSpec:
 SOFT_ACTOR_CRITIC_METRICS = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha_loss", "alpha")
 
 # What every algorithm uses unless its spec says otherwise (the published SAC v2 settings).
-COMMON_DEFAULTS = {"learning_rate": 3e-4, "adam_beta1": 0.9, "policy_delay": 1, "critic_hidden_sizes": None}
+COMMON_DEFAULTS = {"learning_rate": 3e-4, "adam_beta1": 0.9, "policy_delay": 1, "critic_hidden_sizes": None,
+                   "network_init": "flax"}
 
 
 def apply_gradients(optimizer: optax.GradientTransformation, params, opt_state, grads):

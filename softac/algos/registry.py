@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
     AlgorithmSpec("sac", SAC, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
-                  summary="twin Q targets, learned temperature (Haarnoja et al. 2018b)"),
+                  summary="twin Q targets, learned temperature (Haarnoja et al. 2018b)",
+                  # HalfCheetah-v5, 100k steps, 3 seeds: 5,278 +- 338 with PyTorch's initialisation, 4,400 +- 151
+                  # with flax's (README, "Initialisation").
+                  config_defaults={"network_init": "pytorch"}),
     AlgorithmSpec("sac-v1", SACV1, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS + ("value_loss", "v_mean"),
                   summary="state-value network V and target V, fixed temperature (2018a, Algorithm 1)"),
     AlgorithmSpec("sac-discrete", SACDiscrete, discrete=True, metrics=SOFT_ACTOR_CRITIC_METRICS,
