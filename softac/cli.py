@@ -1,4 +1,4 @@
-"""The `softac` command line: train, eval, plot, bench, benchmark, sweep, tabular.
+"""The `softac` command line: train, eval, export, plot, bench, benchmark, sweep, tabular.
 
 `softac train` has one flag per SACConfig field (the field name with dashes, its help the field's
 documentation); `--preset NAME` starts from a named config and explicit flags override it.
@@ -88,13 +88,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         names = {f.name for f in dataclasses.fields(SACConfig)}
-        others = sorted(k for k in vars(args) if k in names and k not in ("total_steps", "progress"))
+        changeable = ("total_steps", "progress", "print_evaluations")
+        others = sorted(k for k in vars(args) if k in names and k not in changeable)
         if others or args.preset:
             flags = ", ".join("--" + k.replace("_", "-") for k in others + (["preset"] if args.preset else []))
             raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed "
-                              "(only --total-steps and --progress can).")
+                              "(only --total-steps, --progress and --print-evaluations can).")
         run_dirs = resume(args.resume, total_steps=getattr(args, "total_steps", None),
-                          progress=getattr(args, "progress", None))
+                          progress=getattr(args, "progress", None),
+                          print_evaluations=getattr(args, "print_evaluations", None))
     else:
         run_dirs = train(config_from_args(args))
     _report_runs(run_dirs)
@@ -121,10 +123,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.episodes <= 0:
         raise SoftacError(f"--episodes must be positive, got {args.episodes}.")
-    returns = load_agent(args.run_dir).evaluate(episodes=args.episodes, seed=args.seed)
+    agent = load_agent(args.run_dir)
+    if args.video is not None:  # the same episodes, rendered: DIR/episode-<i>.mp4 (softac.video)
+        from softac.video import record_episodes
+
+        returns, paths = record_episodes(agent, args.video, episodes=args.episodes, seed=args.seed)
+        for path in paths:
+            print(f"video {path}")
+    else:
+        returns = agent.evaluate(episodes=args.episodes, seed=args.seed)
     print(f"episodes {len(returns)}")
     print(f"mean {returns.mean():.4f}")
     print(f"std {returns.std():.4f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from softac.export import export_policy
+
+    exported = export_policy(args.run_dir, args.format, args.out)
+    print(f"{exported.path}: {exported.summary}")
     return 0
 
 
@@ -136,19 +154,31 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from softac.algos.registry import algorithm_names
     from softac.throughput import run_benchmark
 
-    from softac.config import ALGORITHMS
-
+    names = algorithm_names()
     algos = tuple(a for a in args.algos.split(",") if a)
-    unknown = [a for a in algos if a not in ALGORITHMS]
+    unknown = [a for a in algos if a not in names]
     if args.seeds < 1:
         raise SoftacError(f"--seeds must be a positive number of seeds, got {args.seeds}.")
     if unknown or not algos:
-        raise SoftacError(f"--algos must name algorithms among {', '.join(ALGORITHMS)}, got {args.algos!r}.")
+        raise SoftacError(f"--algos must name algorithms among {', '.join(names)}, got {args.algos!r}.")
+    num_envs = _parse_positive_list(args.num_envs, "--num-envs")
     run_benchmark(env_id=args.env, train_steps=args.train_steps, learning_starts=args.learning_starts,
-                  update_repeats=args.update_repeats, algos=algos, num_seeds=args.seeds)
+                  update_repeats=args.update_repeats, algos=algos, num_seeds=args.seeds, num_envs=num_envs)
     return 0
+
+
+def _parse_positive_list(text: str, flag: str) -> tuple[int, ...]:
+    """Comma-separated positive integers, or SoftacError naming the flag."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise SoftacError(f"{flag} must be comma-separated positive integers, got {text!r}.")
+    return values
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -219,7 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED + i")
+    p.add_argument("--video", type=Path, default=None, metavar="DIR",
+                   help="also write an MP4 of every episode to DIR/episode-<i>.mp4 (a name in use gets a suffix: "
+                        "no file is overwritten); needs softac[video]")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="write a run's deterministic policy as an ONNX model or numpy weights (npz)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--format", choices=["onnx", "npz"], required=True,
+                   help="onnx: a model for onnxruntime (needs softac[export]); npz: weights for "
+                        "softac.numpy_policy.NumpyPolicy, which needs numpy only")
+    p.add_argument("--out", type=Path, required=True, help="the file to write (an earlier export there is replaced)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("plot", help="plot evaluation return against env steps")
     p.add_argument("run_dirs", nargs="+", type=Path)
@@ -233,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-repeats", type=int, default=500, help="jitted updates timed alone")
     p.add_argument("--algos", default="sac,sac-v1", help="comma-separated algorithms, reported side by side")
     p.add_argument("--seeds", type=int, default=1, help="train this many seeds at once for (a)")
+    p.add_argument("--num-envs", default="1", help="comma-separated environments per seed for (a), e.g. 1,4,16: "
+                   "one training measurement each")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("benchmark", help="learning curves of a suite of environments against published figures")

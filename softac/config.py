@@ -31,7 +31,17 @@ DEFAULT_V1_REWARD_SCALE = 5.0
 class SACConfig:
     """Hyperparameters and run options of one training run (one or several seeds)."""
 
-    env: str = _doc("Gymnasium environment id.", default="Pendulum-v1")
+    env: str = _doc("Gymnasium environment id; 'module:Id' imports module first (an environment your own "
+                    "package registers, Gymnasium's form).", default="Pendulum-v1")
+    env_kwargs: Optional[str] = _doc(
+        "Keyword arguments of the environment as a JSON object, e.g. '{\"ctrl_cost_weight\": 0.2}' (gym.make(env, "
+        "**kwargs)); a dict in Python. Saved in the run directory, so eval and resume recreate the same environment.",
+        default=None)
+    flatten_obs: bool = _doc("Wrap the environment in Gymnasium's FlattenObservation (makes a Dict or Tuple "
+                             "observation space one flat Box).", default=False)
+    num_envs: int = _doc("Environments per seed stepped together each loop iteration (vectorised collection); "
+                         "gradient_steps stays per env step, so one dispatch carries num_envs x gradient_steps "
+                         "updates.", default=1)
     algo: str = _doc("Algorithm: 'sac' (twin Q targets, learned temperature; Haarnoja et al. 2018b), "
                      "'sac-v1' (state-value network V and target V, fixed temperature; 2018a, Algorithm 1), "
                      "'sac-discrete' (categorical policy; Christodoulou 2019), 'crossq' (no target networks, "
@@ -110,9 +120,21 @@ class SACConfig:
     print_evaluations: bool = _doc("Print one line per seed at every evaluation (env, seed, step, steps/s, "
                                    "evaluation return): a log for long unattended runs.", default=False)
     tensorboard: bool = _doc("Write TensorBoard event files.", default=True)
+    video_every: int = _doc("Record one deterministic evaluation episode of every seed as an MP4 in the run "
+                            "directory (videos/) every this many env steps (0: never).", default=0)
 
     def __post_init__(self) -> None:
+        if isinstance(self.env_kwargs, dict):  # Python callers pass a dict; the config holds canonical JSON text
+            try:
+                object.__setattr__(self, "env_kwargs", json.dumps(self.env_kwargs, sort_keys=True))
+            except (TypeError, ValueError) as exc:
+                raise SoftacError(f"env_kwargs must be JSON-serialisable ({exc}).") from None
         validate(self)
+
+    @property
+    def env_kwargs_dict(self) -> dict[str, Any]:
+        """The environment's keyword arguments (`env_kwargs` parsed; {} when unset)."""
+        return {} if self.env_kwargs is None else json.loads(self.env_kwargs)
 
     # ------------------------------------------------------------ settings that depend on the algorithm
     def with_algorithm_defaults(self) -> "SACConfig":
@@ -224,13 +246,15 @@ def _check(condition: bool, message: str) -> None:
 def validate(cfg: SACConfig) -> None:
     """Raise SoftacError, one sentence, for the first invalid value of `cfg`."""
     _check(isinstance(cfg.env, str) and cfg.env != "", "env must be a non-empty environment id.")
+    _check(cfg.env_kwargs is None or _is_json_object(cfg.env_kwargs),
+           f"env_kwargs must be a JSON object such as '{{\"key\": 1.0}}', got {cfg.env_kwargs!r}.")
     choices = algorithm_choices()
     _check(cfg.algo in choices, f"algo must be one of {', '.join(choices)}, got {cfg.algo!r}.")
     for name in ("total_steps", "buffer_size", "batch_size", "train_every", "gradient_steps",
-                 "eval_episodes", "log_every"):
+                 "eval_episodes", "log_every", "num_envs"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}.")
-    for name in ("learning_starts", "eval_every", "checkpoint_every"):
+    for name in ("learning_starts", "eval_every", "checkpoint_every", "video_every"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}.")
     for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate", "value_learning_rate"):
@@ -274,6 +298,9 @@ def validate(cfg: SACConfig) -> None:
            f"batch_norm_momentum must be in [0, 1), got {cfg.batch_norm_momentum!r}.")
     _check(isinstance(cfg.renorm_warmup_steps, int) and cfg.renorm_warmup_steps >= 0,
            f"renorm_warmup_steps must be a non-negative integer, got {cfg.renorm_warmup_steps!r}.")
+    _check(cfg.total_steps % cfg.num_envs == 0,
+           f"total_steps ({cfg.total_steps}) must be a multiple of num_envs ({cfg.num_envs}): every loop iteration "
+           "steps all num_envs environments.")
     if cfg.seeds is not None:
         _check(len(cfg.seeds) > 0, "seeds must list at least one seed.")
         _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds must be distinct, got {cfg.seeds!r}.")
@@ -281,6 +308,14 @@ def validate(cfg: SACConfig) -> None:
     _check(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}.")
     _check(cfg.run_name is None or _is_plain_name(cfg.run_name),
            f"run_name must be a directory name, not a path (no '/', not empty, '.' or '..'), got {cfg.run_name!r}.")
+
+
+def _is_json_object(text: Any) -> bool:
+    """True for a string holding a JSON object (the form of env_kwargs)."""
+    try:
+        return isinstance(text, str) and isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def _is_plain_name(name: Any) -> bool:

@@ -20,20 +20,42 @@ Environment state in checkpoints (`capture_env_state` / `restore_env_state`), pl
 from __future__ import annotations
 
 import difflib
+import importlib
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import gymnasium as gym
 import numpy as np
 
 from softac.errors import SoftacError
 
+if TYPE_CHECKING:
+    from softac.config import SACConfig
+
 
 def check_env_id(env_id: str) -> None:
-    """Raise SoftacError naming close matches when `env_id` is not a registered Gymnasium id."""
+    """Raise SoftacError naming close matches when `env_id` is not a registered Gymnasium id.
+
+    `module:Id` (Gymnasium's form for environments registered by your own package) imports `module`
+    first, so that its registrations are seen, then checks `Id`.
+    """
     if env_id in gym.registry:
         return
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SoftacError(f"Cannot import module {module!r} named in environment {env_id!r} ({exc}).") from None
+        except Exception as exc:  # the user's module failed while importing
+            raise SoftacError(f"Importing module {module!r} for environment {env_id!r} failed "
+                              f"({type(exc).__name__}: {exc}).") from None
+        if name in gym.registry:
+            return
+        close = difflib.get_close_matches(name, list(gym.registry.keys()), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "."
+        raise SoftacError(f"Module {module!r} was imported but registers no environment {name!r}{hint}")
     close = difflib.get_close_matches(env_id, list(gym.registry.keys()), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "."
     raise SoftacError(f"Unknown environment id {env_id!r}{hint}")
@@ -59,29 +81,52 @@ def quiet_repeated_mujoco_warnings() -> None:
     """
     try:
         import mujoco
-    except ImportError:
+    except Exception:  # not installed, or unusable here (e.g. MUJOCO_GL=osmesa without libOSMesa: AttributeError)
         return
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(_warn_once)
 
 
-def make_env(env_id: str) -> gym.Env:
-    """gym.make(env_id) with its spaces checked; errors a user can cause become SoftacError."""
+def make_env(env_id: str, env_kwargs: Optional[dict[str, Any]] = None, flatten_obs: bool = False,
+             render_mode: Optional[str] = None) -> gym.Env:
+    """gym.make(env_id, **env_kwargs) with its spaces checked; errors a user can cause become SoftacError.
+
+    `flatten_obs` wraps the environment in Gymnasium's FlattenObservation (a Dict or Tuple observation
+    space becomes one flat Box); `render_mode` is passed to gym.make (videos use "rgb_array").
+    """
     check_env_id(env_id)
     quiet_repeated_mujoco_warnings()
+    kwargs = dict(env_kwargs or {})
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, **kwargs)
     except (gym.error.Error, ImportError) as exc:
         raise SoftacError(f"Cannot create environment {env_id!r}: {exc}") from None
+    except TypeError as exc:  # an env_kwargs key the environment does not take
+        raise SoftacError(f"Cannot create environment {env_id!r} with env_kwargs {env_kwargs!r}: {exc}.") from None
+    if flatten_obs:
+        env = gym.wrappers.FlattenObservation(env)
     check_spaces(env.observation_space, env.action_space, env_id)
     return env
 
 
+def make_config_env(cfg: "SACConfig", render_mode: Optional[str] = None) -> gym.Env:
+    """The environment of a config: its `env` id, `env_kwargs` and `flatten_obs` (see make_env)."""
+    return make_env(cfg.env, cfg.env_kwargs_dict, cfg.flatten_obs, render_mode)
+
+
 def check_spaces(observation_space: gym.Space, action_space: gym.Space, env_id: str) -> None:
     """Accept flat Box observations and Discrete actions or 1-D Box actions with finite bounds."""
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+    if isinstance(observation_space, (gym.spaces.Dict, gym.spaces.Tuple)):
         raise SoftacError(
-            f"{env_id} has observation space {observation_space}; softac needs a flat (1-D) Box observation space.")
+            f"{env_id} has observation space {observation_space}; softac needs a flat (1-D) Box observation space: "
+            "pass --flatten-obs (Gymnasium's FlattenObservation wrapper) to flatten it.")
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        image = isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3
+        raise SoftacError(
+            f"{env_id} has observation space {observation_space}; softac needs a flat (1-D) Box observation space"
+            + (" (image observations need a convolutional encoder, which softac does not have)." if image else "."))
     if isinstance(action_space, gym.spaces.Discrete):
         if action_space.n < 2:
             raise SoftacError(f"{env_id} has a Discrete action space with {action_space.n} action; SAC needs two or more.")
@@ -207,14 +252,16 @@ def capture_env_state(env: gym.Env) -> Optional[dict[str, Any]]:
     return None
 
 
-def restore_env_state(env_id: str, state: Optional[dict[str, Any]], reset_seed: int) -> tuple[gym.Env, Optional[np.ndarray]]:
+def restore_env_state(cfg: "SACConfig", state: Optional[dict[str, Any]],
+                      reset_seed: int) -> tuple[gym.Env, Optional[np.ndarray]]:
     """An environment continuing from `state`: (env, None), or (env, first_obs) when it had to be reset.
 
     The second element is the observation of a fresh episode (reset with `reset_seed`) when the
     state could not be captured; None means the saved episode continues. A state that does not fit
     the environment raises SoftacError.
     """
-    env = make_env(env_id)
+    env_id = cfg.env
+    env = make_config_env(cfg)
     obs, _ = env.reset(seed=reset_seed)
     if state is None:
         return env, obs

@@ -21,7 +21,7 @@ from softac.algos.base import Agent as AgentBase
 from softac.algos.registry import make_agent
 from softac.checkpoint import read_checkpoint_agent, read_checkpoint_policy
 from softac.config import SACConfig
-from softac.envs import ActionSpec, action_spec, make_env, space_dims
+from softac.envs import ActionSpec, action_spec, make_config_env, space_dims
 from softac.errors import SoftacError
 
 CONFIG_NAME = "config.json"
@@ -83,7 +83,7 @@ class Agent:
     def state(self):
         """The agent state of the checkpoint (policy and agent files; never the replay buffer)."""
         if self._state is None:
-            self._state = read_checkpoint_agent(self.run_dir, self._sac.init(jax.random.PRNGKey(0)),
+            self._state = read_checkpoint_agent(self.run_dir, jax.jit(self._sac.init)(jax.random.PRNGKey(0)),
                                                 self._sac.policy_fields)
         return self._state
 
@@ -103,7 +103,7 @@ class Agent:
 
     def evaluate(self, episodes: int = 10, seed: int = 0) -> np.ndarray:
         """Returns of `episodes` deterministic episodes; episode i is reset with seed `seed + i`."""
-        envs = [[make_env(self.config.env) for _ in range(episodes)]]
+        envs = [[make_config_env(self.config) for _ in range(episodes)]]
         policy = jax.jit(self._sac.deterministic_action)
         returns = run_episodes(lambda obs: np.asarray(policy(self.policy, obs)), envs, [seed])
         for env in envs[0]:
@@ -132,10 +132,10 @@ def read_run_config(run_dir: str | Path) -> SACConfig:
 def load_agent(run_dir: str | Path) -> Agent:
     """The agent of a run directory's latest checkpoint, ready to `act(obs, deterministic=True)`."""
     config = read_run_config(run_dir)
-    env = make_env(config.env)
+    env = make_config_env(config)
     obs_dim, action_dim = space_dims(env)
     sac = make_agent(config, obs_dim, action_dim)
-    state = read_checkpoint_policy(run_dir, sac.init(jax.random.PRNGKey(0)), sac.policy_fields)
+    state = read_checkpoint_policy(run_dir, jax.jit(sac.init)(jax.random.PRNGKey(0)), sac.policy_fields)
     action_space = env.action_space
     env.close()
     return Agent(config, sac, sac.policy_of(state), action_space, Path(run_dir))

@@ -1,8 +1,8 @@
 """Preallocated ring-buffer replay memory on the host (numpy), one buffer per seed.
 
 The buffers of all seeds share one set of arrays with a leading seed axis [N, capacity, ...]:
-every seed collects one transition per loop iteration, so they fill in lockstep and share the
-write position. Sampling is uniform with replacement over the filled part, with an index stream
+every seed collects the same number of transitions per loop iteration (one per environment of the
+seed), so they fill in lockstep and share the write position. Sampling is uniform with replacement over the filled part, with an index stream
 per seed (its own numpy Generator), so a seed samples the same indices whether it trains alone
 or beside others.
 """
@@ -93,14 +93,19 @@ class ReplayBuffer:
 
     def add(self, obs, action, reward, next_obs, terminated) -> None:
         """Store one transition per seed; each argument has leading axis num_seeds."""
-        i = self.position
-        self.obs[:, i] = obs
-        self.action[:, i] = action
-        self.reward[:, i] = reward
-        self.next_obs[:, i] = next_obs
-        self.terminated[:, i] = terminated
-        self.position = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self.add_many(*(np.asarray(x)[:, None] for x in (obs, action, reward, next_obs, terminated)))
+
+    def add_many(self, obs, action, reward, next_obs, terminated) -> None:
+        """Store K transitions per seed (K environments of each seed, in order): arguments shaped [N, K, ...]."""
+        count = np.shape(reward)[1]
+        slots = (self.position + np.arange(count)) % self.capacity
+        self.obs[:, slots] = obs
+        self.action[:, slots] = action
+        self.reward[:, slots] = reward
+        self.next_obs[:, slots] = next_obs
+        self.terminated[:, slots] = terminated
+        self.position = int((self.position + count) % self.capacity)
+        self.size = min(self.size + count, self.capacity)
 
     def sample(self, rngs: list[np.random.Generator], batch_size: int, num_batches: int = 1) -> Batch:
         """`num_batches` minibatches per seed: arrays shaped [N, num_batches, batch_size, ...]."""

@@ -2,7 +2,8 @@
 
 For each algorithm asked for (default: sac and sac-v1, side by side), prints
 (a) env steps per second of training after the random warm-up (the `steps_per_second` column of
-    metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters;
+    metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters, once for
+    each number of environments per seed asked for (`--num-envs 1,4,16`), with its fraction of (b);
 (b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update)))
     on a fixed batch, one gradient step per call, as in training);
 (c) XLA's FLOP count of one update, the FP32 matrix-multiply rate of this machine measured on the
@@ -90,11 +91,17 @@ def updates_per_second(agent, repeats: int) -> tuple[float, float]:
 
 
 def training_steps_per_second(algo: str, env_id: str, learning_starts: int, train_steps: int,
-                              log_every: int = 500, num_seeds: int = 1) -> float:
+                              log_every: int = 500, num_seeds: int = 1, num_envs: int = 1) -> float:
     """Env steps/s (per seed) of a real training run after warm-up, skipping the first logged interval
-    (compilation); with num_seeds > 1 the seeds train together on the vmapped seed axis."""
+    (compilation); with num_seeds > 1 the seeds train together on the vmapped seed axis, with num_envs > 1
+    each seed steps that many environments per loop iteration (and takes num_envs updates per dispatch)."""
+    log_every = min(log_every, max(train_steps // 2, 1))  # the first interval (compilation) is skipped
+    log_every = -(-log_every // num_envs) * num_envs  # rows at whole loop iterations
+    learning_starts = -(-learning_starts // num_envs) * num_envs
+    train_steps = max(-(-train_steps // log_every), 2) * log_every
     with tempfile.TemporaryDirectory() as root:
         cfg = SACConfig(algo=algo, env=env_id, seeds=tuple(range(num_seeds)) if num_seeds > 1 else None,
+                        num_envs=num_envs,
                         learning_starts=learning_starts, total_steps=learning_starts + train_steps,
                         eval_every=0, eval_episodes=1, log_every=log_every, checkpoint_every=0, run_root=root,
                         progress=False, tensorboard=False)
@@ -108,7 +115,8 @@ def training_steps_per_second(algo: str, env_id: str, learning_starts: int, trai
 
 
 def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learning_starts: int = 5000,
-                  update_repeats: int = 500, algos: tuple[str, ...] = ("sac", "sac-v1"), num_seeds: int = 1) -> dict:
+                  update_repeats: int = 500, algos: tuple[str, ...] = ("sac", "sac-v1"), num_seeds: int = 1,
+                  num_envs: tuple[int, ...] = (1,)) -> dict:
     """Measure and print (a), (b), (c) of the module docstring for each algorithm; returns the figures."""
     env = make_env(env_id)
     obs_dim, action_dim = space_dims(env)
@@ -121,15 +129,20 @@ def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learn
         rate = matmul_rate(dense_shapes(agent))
         print(f"[{algo}] FP32 matmul rate on the update's matrix shapes: {rate / 1e9:.1f} GFLOP/s")
         figures.setdefault("matmul_flops_per_second", rate)
-        steps_per_s = training_steps_per_second(algo, env_id, learning_starts, train_steps, num_seeds=num_seeds)
         ups, flops = updates_per_second(agent, update_repeats)
         ceiling = rate / flops
-        print(f"[{algo}] (a) training: {steps_per_s:7.1f} env steps/s (1 update per step, after {learning_starts} "
-              f"warm-up steps)" + (f" per seed, {num_seeds} seeds at once: {num_seeds * steps_per_s:.1f} in all; "
-                                   "fractions below are per seed" if num_seeds > 1 else ""))
+        per_seed = (f" per seed, {num_seeds} seeds at once; fractions are per seed" if num_seeds > 1 else "")
+        training = {}
+        for k in num_envs:
+            steps_per_s = training_steps_per_second(algo, env_id, learning_starts, train_steps, num_seeds=num_seeds,
+                                                    num_envs=k)
+            training[k] = steps_per_s
+            print(f"[{algo}] (a) training, {k} env(s) per seed: {steps_per_s:7.1f} env steps/s (1 update per env "
+                  f"step, after {learning_starts} warm-up steps){per_seed}: {steps_per_s / ceiling:.1%} of the "
+                  f"ceiling, {steps_per_s / ups:.1%} of the update-alone rate")
         print(f"[{algo}] (b) jitted update alone: {ups:7.1f} updates/s")
         print(f"[{algo}] (c) {flops / 1e6:.1f} MFLOP per update (XLA); ceiling {ceiling:.1f} updates/s; "
-              f"fraction reached: training {steps_per_s / ceiling:.1%}, update alone {ups / ceiling:.1%}")
-        figures[algo] = {"env_steps_per_second": steps_per_s, "updates_per_second": ups, "flops_per_update": flops,
-                         "ceiling_updates_per_second": ceiling}
+              f"fraction reached by the update alone {ups / ceiling:.1%}")
+        figures[algo] = {"env_steps_per_second": training[num_envs[0]], "training_by_num_envs": training,
+                         "updates_per_second": ups, "flops_per_update": flops, "ceiling_updates_per_second": ceiling}
     return figures

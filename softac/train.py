@@ -15,6 +15,13 @@ One loop iteration, for every seed in lockstep (the order of Algorithm 1):
    the environment by hand when the episode ended;
 3. log, evaluate, checkpoint at their intervals.
 
+Vectorised collection (`num_envs` = K > 1): each seed steps K environments of its own per iteration
+(softac steps them itself, so every sub-environment's cut-off keeps its true final observation), the
+iteration counts K env steps, and the updates of those K env steps (K x gradient_steps with
+train_every 1) run in the one dispatch before the K actions, so the updates per env step, the
+replay ratio, do not change with K while the dispatch and host work per env step shrink by K.
+K = 1 is the loop above, bit for bit.
+
 While it runs, the process holds the writer lock of every run directory (softac.rundir), and
 SIGINT/SIGTERM (in the main thread) set a flag the loop checks once per env step: it stops at the
 end of that step, saves every seed's checkpoint and raises TrainingInterrupted.
@@ -47,7 +54,7 @@ from softac.algos.registry import get_spec
 from softac.callbacks import Callback, EvaluationEvent
 from softac.checkpoint import checkpoint_step, load_checkpoint, recover_interrupted_save, save_checkpoint
 from softac.config import SACConfig
-from softac.envs import action_spec, capture_env_state, make_env, restore_env_state
+from softac.envs import action_spec, capture_env_state, make_config_env, restore_env_state
 from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
@@ -59,16 +66,16 @@ EVAL_SEED_OFFSET = 100_000  # evaluation episode i of training seed s is reset w
 
 @dataclass
 class SeedRun:
-    """Host-side state of one seed: its environment, RNG, episode counters and run directory."""
+    """Host-side state of one seed: its `num_envs` environments, RNG, episode counters and run directory."""
 
     seed: int
     run_dir: Path
-    env: object
+    envs: list  # the seed's environments, stepped in order
     rng: np.random.Generator
-    obs: np.ndarray
-    episode_return: float = 0.0
-    episode_length: int = 0
-    episodes: int = 0
+    obs: np.ndarray  # [num_envs, obs_dim]: the observation of each environment
+    episode_returns: np.ndarray  # [num_envs] float64: of the episode in progress in each environment
+    episode_lengths: np.ndarray  # [num_envs] int
+    episodes: int = 0  # finished, all environments together
     finished_returns: list = field(default_factory=list)  # since the last metrics row
     finished_lengths: list = field(default_factory=list)
     last_episode_return: Optional[float] = None
@@ -79,47 +86,64 @@ class SeedRun:
 @dataclass
 class LoopCheckpoint:
     """One seed's loop state as its checkpoint holds it (`loop.json` + `loop.npz`, softac.checkpoint): with the
-    agent state and the replay buffer, all that the loop needs to continue exactly where it stopped."""
+    agent state and the replay buffer, all that the loop needs to continue exactly where it stopped.
 
-    step: int  # env steps taken
-    obs: np.ndarray  # the observation the next action is chosen for
-    episode_return: float  # of the episode in progress
-    episode_length: int
+    Per-environment fields hold one entry per environment of the seed (`num_envs`); a checkpoint written
+    before vectorised collection (one environment, scalars) reads as num_envs = 1.
+    """
+
+    step: int  # env steps taken (per seed, all its environments together)
+    obs: np.ndarray  # [num_envs, obs_dim]: the observations the next actions are chosen for
+    episode_returns: list[float]  # of the episode in progress in each environment
+    episode_lengths: list[int]
     episodes: int  # finished
     last_episode_return: Optional[float]
     rng_state: dict  # the numpy Generator's bit_generator.state (replay sampling, warm-up actions)
-    env_state: dict  # softac.envs.capture_env_state
+    env_states: list  # softac.envs.capture_env_state of each environment
     wall_time: float  # seconds of training so far, over every session of the run
     action_key: np.ndarray  # the acting PRNG key stream
     updates_done: int  # gradient steps taken (numbers the next update for schedules such as CrossQ's delay)
 
     def to_checkpoint(self) -> dict:
         """The plain-data dict `save_checkpoint` writes."""
-        return {"step": self.step, "obs": self.obs, "episode_return": self.episode_return,
-                "episode_length": self.episode_length, "episodes": self.episodes,
-                "last_episode_return": self.last_episode_return, "rng": self.rng_state, "env": self.env_state,
+        return {"step": self.step, "obs": self.obs, "episode_return": list(self.episode_returns),
+                "episode_length": list(self.episode_lengths), "episodes": self.episodes,
+                "last_episode_return": self.last_episode_return, "rng": self.rng_state, "env": list(self.env_states),
                 "wall_time": self.wall_time, "action_key": self.action_key, "updates_done": self.updates_done}
 
     @classmethod
     def from_checkpoint(cls, loop: dict) -> "LoopCheckpoint":
         """The loop state `load_checkpoint` read (the inverse of `to_checkpoint`)."""
         try:
-            return cls(step=int(loop["step"]), obs=np.asarray(loop["obs"], np.float32),
-                       episode_return=float(loop["episode_return"]), episode_length=int(loop["episode_length"]),
+            obs = np.asarray(loop["obs"], np.float32)
+            single = obs.ndim == 1  # written with one environment per seed, before num_envs existed
+            return cls(step=int(loop["step"]), obs=obs[None] if single else obs,
+                       episode_returns=[float(x) for x in ([loop["episode_return"]] if single else loop["episode_return"])],
+                       episode_lengths=[int(x) for x in ([loop["episode_length"]] if single else loop["episode_length"])],
                        episodes=int(loop["episodes"]), last_episode_return=loop["last_episode_return"],
-                       rng_state=loop["rng"], env_state=loop["env"], wall_time=float(loop["wall_time"]),
-                       action_key=np.asarray(loop["action_key"]), updates_done=int(loop["updates_done"]))
+                       rng_state=loop["rng"], env_states=[loop["env"]] if single else list(loop["env"]),
+                       wall_time=float(loop["wall_time"]), action_key=np.asarray(loop["action_key"]),
+                       updates_done=int(loop["updates_done"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise SoftacError(f"A checkpoint's loop state is unreadable ({type(exc).__name__}: {exc}).") from None
 
-    def seed_run(self, seed: int, run_dir: Path, env) -> "SeedRun":
-        """The host-side state of the seed, continuing this loop state in `env` (restored already)."""
+    def seed_run(self, seed: int, run_dir: Path, envs: list) -> "SeedRun":
+        """The host-side state of the seed, continuing this loop state in `envs` (restored already)."""
         rng = np.random.default_rng()
         rng.bit_generator.state = self.rng_state
-        return SeedRun(seed=seed, run_dir=run_dir, env=env, rng=rng, obs=self.obs,
-                       episode_return=self.episode_return, episode_length=self.episode_length,
+        return SeedRun(seed=seed, run_dir=run_dir, envs=envs, rng=rng, obs=self.obs.copy(),
+                       episode_returns=np.array(self.episode_returns, np.float64),
+                       episode_lengths=np.array(self.episode_lengths, np.int64),
                        episodes=self.episodes, last_episode_return=self.last_episode_return,
                        last_checkpoint_step=self.step)
+
+
+def env_reset_seed(seed: int, env_index: int) -> int:
+    """The seed of the first reset of environment `env_index` of training seed `seed`: the seed itself for the
+    first environment (as with one environment), distinct derived seeds for the others."""
+    if env_index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, env_index]).generate_state(1)[0])
 
 
 def run_dir_name(cfg: SACConfig, seed: int, timestamp: str) -> str:
@@ -208,8 +232,11 @@ class Trainer:
         self.updates_done = updates_done  # gradient steps every seed has taken (they run in lockstep)
         self.action_keys = action_keys  # [N, 2]: the acting key stream of every seed
         self.wall_time_offset = wall_time_offset
-        self.action_spec = action_spec(runs[0].env.action_space)
-        self.eval_envs = [[make_env(cfg.env) for _ in range(cfg.eval_episodes)] for _ in runs]
+        self.action_spec = action_spec(runs[0].envs[0].action_space)
+        if cfg.video_every:  # fail now, not at the first video, where this machine cannot render or write MP4s
+            from softac.video import check_video_support
+            check_video_support(cfg)
+        self.eval_envs = [[make_config_env(cfg) for _ in range(cfg.eval_episodes)] for _ in runs]
         columns = run_columns(get_spec(cfg.algo).metrics)
         self.loggers = [RunLogger(run.run_dir, cfg.tensorboard, columns) for run in runs]
         self.metrics: Optional[dict] = None
@@ -238,9 +265,9 @@ class Trainer:
                 task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
                 while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
                     self._step_envs(self._update_then_act_step())
-                    self.step += 1
+                    self.step += cfg.num_envs
                     self._after_step()
-                    if self.step % 64 == 0 or self.step == cfg.total_steps:
+                    if self._crossed(64) or self.step == cfg.total_steps:
                         progress.update(task, completed=self.step, ret=_fmt(self._mean("last_episode_return")),
                                         ev=_fmt(self._mean("last_eval")))
                 interrupted = stop.signum is not None and self.step < cfg.total_steps and not self._should_stop()
@@ -251,59 +278,80 @@ class Trainer:
         finally:
             for logger in self.loggers:
                 logger.close()
-            for row in self.eval_envs:
-                for env in row:
-                    env.close()
+            for env in [env for row in self.eval_envs for env in row] + [env for run in self.runs for env in run.envs]:
+                env.close()
         if interrupted:
             raise TrainingInterrupted(stop.signum, self.step, [run.run_dir for run in self.runs])
         return [run.run_dir for run in self.runs]
 
-    def _update_due(self) -> bool:
-        step = self.step
-        return step > 0 and step >= self.cfg.learning_starts and step % self.cfg.train_every == 0
+    def _crossed(self, interval: int) -> bool:
+        """True when the env steps of the last iteration (num_envs of them) reached a multiple of `interval`."""
+        return self.step // interval > (self.step - self.cfg.num_envs) // interval
+
+    def _updates_due(self) -> int:
+        """Gradient steps due before the actions of this iteration (env steps step .. step + num_envs - 1).
+
+        One environment takes `gradient_steps` updates before acting at every env step t > 0 with
+        t >= learning_starts and t a multiple of `train_every`. With num_envs environments, the updates of
+        every such t up to the last env step of this iteration are due (those of steps skipped while the
+        warm-up ran included), so the number of updates per env step does not depend on num_envs.
+        """
+        cfg = self.cfg
+        if self.step == 0 or self.step < cfg.learning_starts:
+            return 0
+        first, last = max(cfg.learning_starts, 1), self.step + cfg.num_envs - 1
+        due_in_all = cfg.gradient_steps * (last // cfg.train_every - (first - 1) // cfg.train_every)
+        return due_in_all - self.updates_done
 
     def _update_then_act_step(self) -> np.ndarray:
-        """The gradient steps due now (if any), then the stored-form actions [N, ...] for this env step:
-        uniform during the warm-up, else sampled from the (updated) policy."""
+        """The gradient steps due now (if any), then the stored-form actions [N, num_envs, ...] for this
+        iteration: uniform during the warm-up, else sampled from the (updated) policy."""
         cfg = self.cfg
         if self.step < cfg.learning_starts:
-            return np.stack([self.action_spec.random(run.rng) for run in self.runs])
+            return np.stack([np.stack([self.action_spec.random(run.rng) for _ in run.envs]) for run in self.runs])
         obs = np.stack([run.obs for run in self.runs])
-        if self._update_due():
-            batches = self.buffer.sample([run.rng for run in self.runs], cfg.batch_size, cfg.gradient_steps)
+        if cfg.num_envs == 1:  # the policy sees [N, obs_dim], exactly as before vectorised collection
+            obs = obs[:, 0]
+        updates = self._updates_due()
+        if updates:
+            batches = self.buffer.sample([run.rng for run in self.runs], cfg.batch_size, updates)
             self.state, actions, self.action_keys, self.metrics = self._update_then_act(
                 self.state, batches, self.action_keys, obs, jnp.int32(self.updates_done))
-            self.updates_done += cfg.gradient_steps
+            self.updates_done += updates
         else:
             actions, self.action_keys = self._act(self.state, self.action_keys, obs)
-        return np.asarray(actions)
+        actions = np.asarray(actions)
+        return actions[:, None] if cfg.num_envs == 1 else actions
 
     def _step_envs(self, actions: np.ndarray) -> None:
-        num_seeds = len(self.runs)
-        obs = np.empty((num_seeds,) + self.runs[0].obs.shape, np.float32)
+        """Step every environment of every seed with its action [N, num_envs, ...], store the transitions
+        (`terminated` only: a time-limit cut-off bootstraps from its true final observation) and reset the
+        environments whose episodes ended."""
+        obs = np.stack([run.obs for run in self.runs])
         next_obs = np.empty_like(obs)
-        rewards = np.empty(num_seeds, np.float32)
-        terminateds = np.empty(num_seeds, np.float32)
+        rewards = np.empty(obs.shape[:2], np.float32)
+        terminateds = np.empty(obs.shape[:2], np.float32)
         for k, run in enumerate(self.runs):
-            obs[k] = run.obs
-            next_obs_k, reward, terminated, truncated, _ = run.env.step(self.action_spec.to_env(actions[k]))
-            if not (np.all(np.isfinite(next_obs_k)) and np.isfinite(reward)):
-                kept = (f"the last good checkpoint (step {run.last_checkpoint_step}) is kept"
-                        if run.last_checkpoint_step is not None else "no checkpoint had been written yet")
-                raise SoftacError(f"The environment of seed {run.seed} returned a non-finite observation or reward "
-                                  f"at env step {self.step + 1}; training stopped and {kept} in {run.run_dir}.")
-            next_obs[k], rewards[k], terminateds[k] = next_obs_k, reward, float(terminated)
-            run.episode_return += float(reward)
-            run.episode_length += 1
-            if terminated or truncated:
-                run.finished_returns.append(run.episode_return)
-                run.finished_lengths.append(run.episode_length)
-                run.last_episode_return = run.episode_return
-                run.episodes += 1
-                run.episode_return, run.episode_length = 0.0, 0
-                next_obs_k, _ = run.env.reset()
-            run.obs = np.asarray(next_obs_k, np.float32)
-        self.buffer.add(obs, actions, rewards, next_obs, terminateds)
+            for j, env in enumerate(run.envs):
+                next_obs_j, reward, terminated, truncated, _ = env.step(self.action_spec.to_env(actions[k, j]))
+                if not (np.all(np.isfinite(next_obs_j)) and np.isfinite(reward)):
+                    kept = (f"the last good checkpoint (step {run.last_checkpoint_step}) is kept"
+                            if run.last_checkpoint_step is not None else "no checkpoint had been written yet")
+                    raise SoftacError(f"The environment of seed {run.seed} returned a non-finite observation or "
+                                      f"reward at env step {self.step + j + 1}; training stopped and {kept} in "
+                                      f"{run.run_dir}.")
+                next_obs[k, j], rewards[k, j], terminateds[k, j] = next_obs_j, reward, float(terminated)
+                run.episode_returns[j] += float(reward)
+                run.episode_lengths[j] += 1
+                if terminated or truncated:
+                    run.finished_returns.append(float(run.episode_returns[j]))
+                    run.finished_lengths.append(int(run.episode_lengths[j]))
+                    run.last_episode_return = float(run.episode_returns[j])
+                    run.episodes += 1
+                    run.episode_returns[j], run.episode_lengths[j] = 0.0, 0
+                    next_obs_j, _ = env.reset()
+                run.obs[j] = next_obs_j
+        self.buffer.add_many(obs, actions, rewards, next_obs, terminateds)
 
     def _should_stop(self) -> bool:
         """True once a callback asked to stop, or every seed's last evaluation reached `stop_at_eval_return`."""
@@ -326,15 +374,21 @@ class Trainer:
         cfg, step = self.cfg, self.step
         final = step == cfg.total_steps
         evaluated = None
-        if final or (cfg.eval_every and step % cfg.eval_every == 0):
+        if final or (cfg.eval_every and self._crossed(cfg.eval_every)):
             started = time.time()
             evaluated = self.evaluate()
             self._paused_seconds += time.time() - started
             final = final or self._should_stop()
-        if final or evaluated is not None or step % cfg.log_every == 0:
+        if final or evaluated is not None or self._crossed(cfg.log_every):
             self._log(evaluated)
             final = final or self._should_stop()
-        saved = final or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+        if cfg.video_every and self._crossed(cfg.video_every):  # its time, like evaluation's, is not training time
+            from softac.video import record_training_videos
+            started, policy = time.time(), self.agent.policy_of(self.state)
+            record_training_videos(cfg, lambda obs: self._deterministic(policy, obs), [run.seed for run in self.runs],
+                                   [run.run_dir for run in self.runs], step)
+            self._paused_seconds += time.time() - started
+        saved = final or bool(cfg.checkpoint_every and self._crossed(cfg.checkpoint_every))
         if saved:
             self._timed_save()
         if evaluated is not None and self.callbacks:
@@ -399,9 +453,10 @@ class Trainer:
         wall_time = self.wall_time_offset + time.time() - self._start
         for k, run in enumerate(self.runs):
             loop = LoopCheckpoint(
-                step=self.step, obs=run.obs, episode_return=run.episode_return, episode_length=run.episode_length,
-                episodes=run.episodes, last_episode_return=run.last_episode_return,
-                rng_state=run.rng.bit_generator.state, env_state=capture_env_state(run.env), wall_time=wall_time,
+                step=self.step, obs=run.obs, episode_returns=[float(x) for x in run.episode_returns],
+                episode_lengths=[int(x) for x in run.episode_lengths], episodes=run.episodes,
+                last_episode_return=run.last_episode_return, rng_state=run.rng.bit_generator.state,
+                env_states=[capture_env_state(env) for env in run.envs], wall_time=wall_time,
                 action_key=np.asarray(self.action_keys[k]), updates_done=self.updates_done)
             seed_state = jax.tree_util.tree_map(lambda x: x[k], host_state)
             save_checkpoint(run.run_dir, seed_state, self.buffer.state_dict(k), loop.to_checkpoint(),
@@ -461,8 +516,9 @@ def _build(cfg: SACConfig, env) -> tuple[SACConfig, object, ReplayBuffer]:
 
 def train(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
     """Train `cfg` from scratch; returns the run directories (one per seed). `callbacks`: see softac.callbacks."""
-    envs = [make_env(cfg.env) for _ in cfg.seed_list]  # fails on a bad env before any directory exists
-    cfg, agent, buffer = _build(cfg, envs[0])
+    envs = [[make_config_env(cfg) for _ in range(cfg.num_envs)]  # fails on a bad env before any directory exists
+            for _ in cfg.seed_list]
+    cfg, agent, buffer = _build(cfg, envs[0][0])
     run_dirs = _create_run_dirs(cfg)
     with locked_run_dirs(run_dirs):
         return _start(cfg, agent, buffer, envs, run_dirs, callbacks)
@@ -472,18 +528,23 @@ def _start(cfg: SACConfig, agent, buffer: ReplayBuffer, envs: list, run_dirs: li
            callbacks: Sequence[Callback]) -> list[Path]:
     state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(s) for s in cfg.seed_list]))
     runs = []
-    for seed, env, run_dir in zip(cfg.seed_list, envs, run_dirs):
-        obs, _ = env.reset(seed=seed)
-        env.action_space.seed(seed)
-        runs.append(SeedRun(seed=seed, run_dir=run_dir, env=env, rng=np.random.default_rng(seed),
-                            obs=np.asarray(obs, np.float32)))
+    for seed, seed_envs, run_dir in zip(cfg.seed_list, envs, run_dirs):
+        first_obs = []
+        for j, env in enumerate(seed_envs):
+            obs, _ = env.reset(seed=env_reset_seed(seed, j))
+            env.action_space.seed(env_reset_seed(seed, j))
+            first_obs.append(np.asarray(obs, np.float32))
+        runs.append(SeedRun(seed=seed, run_dir=run_dir, envs=seed_envs, rng=np.random.default_rng(seed),
+                            obs=np.stack(first_obs), episode_returns=np.zeros(cfg.num_envs),
+                            episode_lengths=np.zeros(cfg.num_envs, np.int64)))
     action_keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 1) for s in cfg.seed_list])
     return Trainer(cfg, runs, state, buffer, agent, step=0, action_keys=action_keys, callbacks=callbacks).run()
 
 
 def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, progress: Optional[bool] = None,
-           callbacks: Sequence[Callback] = ()) -> list[Path]:
-    """Continue runs from their checkpoints (to `total_steps` if given); several runs must share a config and step."""
+           callbacks: Sequence[Callback] = (), print_evaluations: Optional[bool] = None) -> list[Path]:
+    """Continue runs from their checkpoints (to `total_steps` if given); several runs must share a config and step.
+    `progress` and `print_evaluations`, if given, replace the saved display settings."""
     run_dirs = [Path(d) for d in run_dirs]
     configs = [read_run_config(d) for d in run_dirs]
     base = configs[0]
@@ -498,6 +559,8 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
         changes["total_steps"] = total_steps
     if progress is not None:
         changes["progress"] = progress
+    if print_evaluations is not None:
+        changes["print_evaluations"] = print_evaluations
     cfg = base.replace(**changes)
     with locked_run_dirs(run_dirs):  # one writer per run: refused at once while another process trains it
         for run_dir in run_dirs:
@@ -516,7 +579,7 @@ def _tidy(run_dir: Path) -> None:
 
 def _resume_locked(cfg: SACConfig, run_dirs: list[Path], seeds: tuple[int, ...],
                    callbacks: Sequence[Callback]) -> list[Path]:
-    probe_env = make_env(cfg.env)
+    probe_env = make_config_env(cfg)
     cfg, agent, buffer = _build(cfg, probe_env)
     probe_env.close()
     template = agent.init(jax.random.PRNGKey(0))
@@ -531,10 +594,16 @@ def _resume_locked(cfg: SACConfig, run_dirs: list[Path], seeds: tuple[int, ...],
 
     runs = []
     for seed, run_dir, loop in zip(seeds, run_dirs, loops):  # every env restored before anything changes
-        env, fresh_obs = restore_env_state(cfg.env, loop.env_state, reset_seed=seed * 1_000_003 + step)
-        run = loop.seed_run(seed, run_dir, env)
-        if fresh_obs is not None:  # the episode in progress could not be restored: start a new one
-            run.obs, run.episode_return, run.episode_length = np.asarray(fresh_obs, np.float32), 0.0, 0
+        if len(loop.env_states) != cfg.num_envs or loop.obs.shape[0] != cfg.num_envs:
+            raise SoftacError(f"The checkpoint in {run_dir} holds {len(loop.env_states)} environments per seed but "
+                              f"its config says num_envs {cfg.num_envs}.")
+        restored = [restore_env_state(cfg, env_state, reset_seed=seed * 1_000_003 + step + j)
+                    for j, env_state in enumerate(loop.env_states)]
+        run = loop.seed_run(seed, run_dir, [env for env, _ in restored])
+        for j, (_, fresh_obs) in enumerate(restored):
+            if fresh_obs is not None:  # the episode in progress could not be restored: start a new one
+                run.obs[j] = np.asarray(fresh_obs, np.float32)
+                run.episode_returns[j], run.episode_lengths[j] = 0.0, 0
         runs.append(run)
     for run in runs:
         if not (run.run_dir / METRICS_NAME).exists():

@@ -12,7 +12,7 @@ import pytest
 from softac import SoftacError, load_agent, resume, train
 from softac.algos.registry import make_agent
 from softac.checkpoint import load_checkpoint
-from softac.envs import make_env, space_dims
+from softac.envs import make_config_env, make_env, space_dims
 from softac.evaluate import read_run_config
 from softac.logger import LOOP_COLUMNS, read_metrics
 from tests.conftest import tiny_config
@@ -23,7 +23,7 @@ def checkpoint_state(run_dir):
     """(agent state, buffer, loop state) of the run's checkpoint, read with the config the run saved
     (its algorithm resolved), not the config the test started from."""
     cfg = read_run_config(run_dir)
-    env = make_env(cfg.env)
+    env = make_config_env(cfg)
     agent = make_agent(cfg, *space_dims(env))
     return load_checkpoint(run_dir, agent.init(jax.random.PRNGKey(0)))
 
