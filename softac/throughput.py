@@ -5,7 +5,8 @@ For each algorithm asked for (default: sac and sac-v1, side by side), prints
     metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters, once for
     each number of environments per seed asked for (`--num-envs 1,4,16`), with its fraction of (b);
 (b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update)))
-    on a fixed batch, one gradient step per call, as in training);
+    on a fixed batch, one gradient step per call, as in training), timed right before and after each
+    training measurement so that (a) is compared with (b) under the same load;
 (c) XLA's FLOP count of one update, the FP32 matrix-multiply rate of this machine measured on the
     same matrix shapes as the update's dense layers (forward, input-gradient and weight-gradient
     products), the ceiling they imply (rate / FLOPs) and the fraction of it reached by (a) and (b).
@@ -72,22 +73,38 @@ def matmul_rate(shapes: list[tuple[int, int, int]], repeats: int = 200) -> float
     return repeats * sum(2.0 * m * k * n for m, k, n in shapes) / elapsed
 
 
+class UpdateTimer:
+    """The trainer's jitted update alone (jit(vmap(scan(update))), one gradient step per call, as in training),
+    compiled once and timed as often as asked: timing it right before and after each training measurement
+    compares the two under the same load on a shared machine."""
+
+    def __init__(self, agent):
+        self.update = jax.jit(jax.vmap(agent.update_many, in_axes=(0, 0, None)), donate_argnums=0)
+        self.state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(0)]))
+        rng = np.random.default_rng(0)
+        B = agent.cfg.batch_size
+        self.batch = Batch(*(jnp.asarray(rng.standard_normal((1, 1, B) + tail), jnp.float32)
+                             for tail in [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]))
+        self.flops = update_flops(agent, self.state, self.batch, self.update)  # FLOPs of one update
+        self.calls = 0
+        self._run(1)
+
+    def _run(self, repeats: int) -> None:
+        for _ in range(repeats):
+            self.state, _ = self.update(self.state, self.batch, jnp.int32(self.calls))
+            self.calls += 1
+        jax.block_until_ready(self.state)
+
+    def updates_per_second(self, repeats: int) -> float:
+        start = time.perf_counter()
+        self._run(repeats)
+        return repeats / (time.perf_counter() - start)
+
+
 def updates_per_second(agent, repeats: int) -> tuple[float, float]:
     """(updates/s of the trainer's jitted update alone, FLOPs per update)."""
-    update = jax.jit(jax.vmap(agent.update_many, in_axes=(0, 0, None)), donate_argnums=0)
-    state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(0)]))
-    rng = np.random.default_rng(0)
-    B = agent.cfg.batch_size
-    batch = Batch(*(jnp.asarray(rng.standard_normal((1, 1, B) + tail), jnp.float32)
-                    for tail in [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]))
-    flops = update_flops(agent, state, batch, update)
-    state, _ = update(state, batch, jnp.int32(0))
-    jax.block_until_ready(state)
-    start = time.perf_counter()
-    for i in range(repeats):
-        state, _ = update(state, batch, jnp.int32(i + 1))
-    jax.block_until_ready(state)
-    return repeats / (time.perf_counter() - start), flops
+    timer = UpdateTimer(agent)
+    return timer.updates_per_second(repeats), timer.flops
 
 
 def training_steps_per_second(algo: str, env_id: str, learning_starts: int, train_steps: int,
@@ -129,20 +146,27 @@ def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learn
         rate = matmul_rate(dense_shapes(agent))
         print(f"[{algo}] FP32 matmul rate on the update's matrix shapes: {rate / 1e9:.1f} GFLOP/s")
         figures.setdefault("matmul_flops_per_second", rate)
-        ups, flops = updates_per_second(agent, update_repeats)
-        ceiling = rate / flops
+        timer = UpdateTimer(agent)
+        ceiling = rate / timer.flops
         per_seed = (f" per seed, {num_seeds} seeds at once; fractions are per seed" if num_seeds > 1 else "")
-        training = {}
+        training, update_rates = {}, []
         for k in num_envs:
+            before = timer.updates_per_second(update_repeats)
             steps_per_s = training_steps_per_second(algo, env_id, learning_starts, train_steps, num_seeds=num_seeds,
                                                     num_envs=k)
+            after = timer.updates_per_second(update_repeats)
+            alone = (before + after) / 2
+            update_rates += [before, after]
             training[k] = steps_per_s
             print(f"[{algo}] (a) training, {k} env(s) per seed: {steps_per_s:7.1f} env steps/s (1 update per env "
                   f"step, after {learning_starts} warm-up steps){per_seed}: {steps_per_s / ceiling:.1%} of the "
-                  f"ceiling, {steps_per_s / ups:.1%} of the update-alone rate")
-        print(f"[{algo}] (b) jitted update alone: {ups:7.1f} updates/s")
-        print(f"[{algo}] (c) {flops / 1e6:.1f} MFLOP per update (XLA); ceiling {ceiling:.1f} updates/s; "
+                  f"ceiling, {steps_per_s / alone:.1%} of the update-alone rate timed around it ({before:.1f} "
+                  f"before, {after:.1f} after)")
+        ups = float(np.mean(update_rates))
+        print(f"[{algo}] (b) jitted update alone: {ups:7.1f} updates/s (mean of the timings around (a))")
+        print(f"[{algo}] (c) {timer.flops / 1e6:.1f} MFLOP per update (XLA); ceiling {ceiling:.1f} updates/s; "
               f"fraction reached by the update alone {ups / ceiling:.1%}")
         figures[algo] = {"env_steps_per_second": training[num_envs[0]], "training_by_num_envs": training,
-                         "updates_per_second": ups, "flops_per_update": flops, "ceiling_updates_per_second": ceiling}
+                         "updates_per_second": ups, "flops_per_update": timer.flops,
+                         "ceiling_updates_per_second": ceiling}
     return figures
