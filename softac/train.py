@@ -121,7 +121,8 @@ class LoopCheckpoint:
                        episode_returns=[float(x) for x in ([loop["episode_return"]] if single else loop["episode_return"])],
                        episode_lengths=[int(x) for x in ([loop["episode_length"]] if single else loop["episode_length"])],
                        episodes=int(loop["episodes"]), last_episode_return=loop["last_episode_return"],
-                       rng_state=loop["rng"], env_states=[loop["env"]] if single else list(loop["env"]),
+                       rng_state=loop["rng"],
+                       env_states=list(loop["env"]) if isinstance(loop["env"], list) else [loop["env"]],
                        wall_time=float(loop["wall_time"]), action_key=np.asarray(loop["action_key"]),
                        updates_done=int(loop["updates_done"]))
         except (KeyError, TypeError, ValueError) as exc:
