@@ -20,6 +20,7 @@ import numpy as np
 from softac.algos.base import Agent as AgentBase
 from softac.algos.registry import make_agent
 from softac.checkpoint import read_checkpoint_agent, read_checkpoint_policy
+from softac.compiled import is_jax_env
 from softac.config import SACConfig
 from softac.envs import ActionSpec, action_spec, make_config_env, space_dims
 from softac.errors import SoftacError
@@ -132,6 +133,10 @@ def read_run_config(run_dir: str | Path) -> SACConfig:
 def load_agent(run_dir: str | Path) -> Agent:
     """The agent of a run directory's latest checkpoint, ready to `act(obs, deterministic=True)`."""
     config = read_run_config(run_dir)
+    if is_jax_env(config.env):  # gymnax:/brax: runs evaluate with the compiled episodes
+        from softac.compiled.run import load_agent as load_compiled_agent
+
+        return load_compiled_agent(run_dir, config)
     env = make_config_env(config)
     obs_dim, action_dim = space_dims(env)
     sac = make_agent(config, obs_dim, action_dim)

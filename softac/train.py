@@ -51,13 +51,16 @@ import numpy as np
 
 from softac.algos.registry import make_agent, resolve_algo
 from softac.algos.registry import get_spec
-from softac.callbacks import Callback, EvaluationEvent
+from softac.callbacks import Callback
 from softac.checkpoint import checkpoint_step, load_checkpoint, recover_interrupted_save, save_checkpoint
+from softac.compiled import is_jax_env
+from softac.compiled import run as compiled_run
 from softac.config import SACConfig
 from softac.envs import action_spec, capture_env_state, make_config_env, restore_env_state
 from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
+from softac.loop_schedule import ScheduledLoop
 from softac.replay import ReplayBuffer, check_buffer_fits
 from softac.rundir import lock_holder, locked_run_dirs, remove_leftovers, write_text_atomic
 
@@ -217,7 +220,7 @@ def _stop_on_signals():
             signal.signal(s, previous[s] if previous[s] is not None else signal.SIG_DFL)
 
 
-class Trainer:
+class Trainer(ScheduledLoop):
     """Wires config, environments, buffer, agent and logs together and runs the loop.
 
     Use `train(cfg)` or `resume(run_dirs)` rather than this class directly.
@@ -285,10 +288,6 @@ class Trainer:
             raise TrainingInterrupted(stop.signum, self.step, [run.run_dir for run in self.runs])
         return [run.run_dir for run in self.runs]
 
-    def _crossed(self, interval: int) -> bool:
-        """True when the env steps of the last iteration (num_envs of them) reached a multiple of `interval`."""
-        return self.step // interval > (self.step - self.cfg.num_envs) // interval
-
     def _updates_due(self) -> int:
         """Gradient steps due before the actions of this iteration (env steps step .. step + num_envs - 1).
 
@@ -354,57 +353,25 @@ class Trainer:
                 run.obs[j] = next_obs_j
         self.buffer.add_many(obs, actions, rewards, next_obs, terminateds)
 
-    def _should_stop(self) -> bool:
-        """True once a callback asked to stop, or every seed's last evaluation reached `stop_at_eval_return`."""
-        threshold = self.cfg.stop_at_eval_return
-        return self._stop_requested or (
-            threshold is not None and all(r.last_eval is not None and r.last_eval >= threshold for r in self.runs))
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(run.seed for run in self.runs)
 
-    def _notify(self, hook: str, *args) -> None:
-        """Call `hook` of every callback; one that returns True asks the loop to stop after this step."""
-        for callback in self.callbacks:
-            if getattr(callback, hook)(*args):
-                self._stop_requested = True
+    def run_dirs(self) -> tuple[Path, ...]:
+        return tuple(run.run_dir for run in self.runs)
 
-    def _after_step(self) -> None:
-        """Evaluate, log and checkpoint on their schedules, then tell the callbacks about the evaluation.
+    def last_evals(self) -> list[Optional[float]]:
+        return [run.last_eval for run in self.runs]
 
-        The checkpoint of this step is on disk before any callback hears of it, so whatever a callback
-        reports (to Ray Tune, say) can be resumed from; a callback that asks to stop gets a checkpoint too.
-        """
-        cfg, step = self.cfg, self.step
-        final = step == cfg.total_steps
-        evaluated = None
-        if final or (cfg.eval_every and self._crossed(cfg.eval_every)):
-            started = time.time()
-            evaluated = self.evaluate()
-            self._paused_seconds += time.time() - started
-            final = final or self._should_stop()
-        if final or evaluated is not None or self._crossed(cfg.log_every):
-            self._log(evaluated)
-            final = final or self._should_stop()
-        if cfg.video_every and self._crossed(cfg.video_every):  # its time, like evaluation's, is not training time
+    def _before_checkpoint(self) -> None:
+        """Record the videos due at this step (their time, like evaluation's, is not training time)."""
+        cfg = self.cfg
+        if cfg.video_every and self._crossed(cfg.video_every):
             from softac.video import record_training_videos
-            started, policy = time.time(), self.agent.policy_of(self.state)
-            record_training_videos(cfg, lambda obs: self._deterministic(policy, obs), [run.seed for run in self.runs],
-                                   [run.run_dir for run in self.runs], step)
-            self._paused_seconds += time.time() - started
-        saved = final or bool(cfg.checkpoint_every and self._crossed(cfg.checkpoint_every))
-        if saved:
-            self._timed_save()
-        if evaluated is not None and self.callbacks:
-            self._notify("on_evaluation", EvaluationEvent(
-                step=step, seeds=tuple(run.seed for run in self.runs),
-                run_dirs=tuple(run.run_dir for run in self.runs), returns=evaluated,
-                wall_time=self.wall_time_offset + time.time() - self._start))
-            if not saved and self._should_stop():
-                self._timed_save()
 
-    def _timed_save(self) -> None:
-        """`save`, with its time kept out of the run's training wall time."""
-        started = time.time()
-        self.save()
-        self._paused_seconds += time.time() - started
+            started, policy = time.time(), self.agent.policy_of(self.state)
+            record_training_videos(cfg, lambda obs: self._deterministic(policy, obs), list(self.seeds()),
+                                   list(self.run_dirs()), self.step)
+            self._paused_seconds += time.time() - started
 
     # ------------------------------------------------------------------------------- pieces
     def evaluate(self) -> np.ndarray:
@@ -419,9 +386,7 @@ class Trainer:
     def _log(self, eval_returns: Optional[np.ndarray]) -> None:
         # Training throughput: env steps per second since the last row, without evaluation and checkpoint time.
         now = time.time()
-        mark_step, mark_time = self._rate_mark
-        rate = (self.step - mark_step) / max(now - mark_time - self._paused_seconds, 1e-9)
-        self._rate_mark, self._paused_seconds = (self.step, now), 0.0
+        rate = self._training_rate(now)
         metrics = jax.device_get(self.metrics) if self.metrics is not None else None
         rows = []
         for k, (run, logger) in enumerate(zip(self.runs, self.loggers)):
@@ -434,11 +399,7 @@ class Trainer:
                 "steps_per_second": rate,
             }
             if eval_returns is not None:
-                row["eval_return_mean"] = float(eval_returns[k].mean())
-                row["eval_return_std"] = float(eval_returns[k].std())
-                if self.cfg.print_evaluations:
-                    print(f"{self.cfg.env} seed {run.seed}: env step {self.step}, {rate:.1f} steps/s, evaluation "
-                          f"return {row['eval_return_mean']:.1f} +- {row['eval_return_std']:.1f}", flush=True)
+                self._add_evaluation(row, eval_returns[k], run.seed, rate)
             if metrics is not None:
                 row.update({name: float(value[k]) for name, value in metrics.items()})  # unknown names: an error
             logger.log(row)
@@ -517,6 +478,8 @@ def _build(cfg: SACConfig, env) -> tuple[SACConfig, object, ReplayBuffer]:
 
 def train(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
     """Train `cfg` from scratch; returns the run directories (one per seed). `callbacks`: see softac.callbacks."""
+    if is_jax_env(cfg.env):  # gymnax:/brax: envs train inside XLA (softac.compiled)
+        return compiled_run.train(cfg, callbacks)
     envs = [[make_config_env(cfg) for _ in range(cfg.num_envs)]  # fails on a bad env before any directory exists
             for _ in cfg.seed_list]
     cfg, agent, buffer = _build(cfg, envs[0][0])
@@ -566,6 +529,8 @@ def resume(run_dirs: Sequence[str | Path], total_steps: Optional[int] = None, pr
     with locked_run_dirs(run_dirs):  # one writer per run: refused at once while another process trains it
         for run_dir in run_dirs:
             _tidy(run_dir)
+        if is_jax_env(cfg.env):
+            return compiled_run.resume_locked(cfg, run_dirs, seeds, callbacks)
         return _resume_locked(cfg, run_dirs, seeds, callbacks)
 
 
