@@ -17,6 +17,13 @@ XLA's FLOP count of one env step with its update (env, acting, replay sampling a
 that `softac bench` measures (softac.throughput.matmul_rate on the update's dense shapes) over those FLOPs.
 `--gymnasium` adds softac's Gymnasium loop on Pendulum-v1 with the same settings.
 
+    python benchmarks/compiled_loop.py --steady 8 [--seeds 1,5]
+
+instead measures, in one process, the steady env steps/s of the compiled loop after the warm-up in chunks of
+256 steps, each right after a measurement of the matmul rate, and prints each chunk's fraction of the FLOP
+ceiling and their median: on a shared machine the matmul rate moves by +-15% from minute to minute, so the
+fraction is only meaningful between measurements taken together.
+
     python benchmarks/compiled_loop.py --time-to-threshold [--preset pendulum-fast] [--seeds 1,5]
 
 instead times `softac train --preset pendulum-fast --stop-at-eval-return -200` from the command's start to its
@@ -142,6 +149,49 @@ def time_to_threshold(preset: str, seed_counts: list[int], threshold: float) -> 
                       f"{'' if reached else ' (threshold NOT reached)'}", flush=True)
 
 
+def steady_fraction(seed_counts: list[int], hidden: list[int], lr: float, batch: int, warmup: int,
+                    reps: int, chunk: int = 256) -> None:
+    """In one process, for each number of seeds: the compiled loop's env steps/s after the warm-up (chunks of
+    `chunk` steps with their updates) and its fraction of the FLOP ceiling, the matmul rate measured right
+    before each chunk, so each fraction compares the two under the same load; prints every repetition and the
+    median fraction."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from softac.algos.registry import get_spec
+    from softac.compiled.loop import make_train
+    from softac.compiled.run import build
+    from softac.config import SACConfig
+    from softac.throughput import dense_shapes, matmul_rate
+
+    for seeds in seed_counts:
+        cfg = SACConfig(env="gymnax:Pendulum-v1", seeds=tuple(range(seeds)) if seeds > 1 else None,
+                        hidden_sizes=tuple(hidden), learning_rate=lr, batch_size=batch, learning_starts=warmup,
+                        buffer_size=warmup + (reps + 1) * chunk, total_steps=warmup + (reps + 1) * chunk)
+        cfg, env, agent = build(cfg)
+        program = make_train(cfg, env, agent, get_spec(cfg.algo).metrics)
+        state = program.init(cfg.seed_list)
+        flops = jax.jit(program.update_step).lower(state).compile().cost_analysis()
+        flops = float((flops[0] if isinstance(flops, list) else flops)["flops"])
+        state, _ = program.train_chunk(state, jnp.int32(warmup + chunk))  # warm-up, compile, first updates
+        jax.block_until_ready(state)
+        fractions = []
+        for rep in range(reps):
+            rate = matmul_rate(dense_shapes(agent))
+            start = time.perf_counter()
+            state, _ = program.train_chunk(state, jnp.int32(chunk))
+            jax.block_until_ready(state)
+            steps_per_second = seeds * chunk / (time.perf_counter() - start)
+            ceiling = seeds * rate / flops
+            fractions.append(steps_per_second / ceiling)
+            print(f"softac compiled, {seeds} seed(s), repetition {rep + 1}: {steps_per_second:7.1f} env steps/s "
+                  f"(all seeds), ceiling {ceiling:7.1f} (matmul {rate / 1e9:.1f} GFLOP/s, {flops / 1e6:.1f} MFLOP per "
+                  f"env step), fraction {fractions[-1]:.1%}", flush=True)
+        print(f"softac compiled, {seeds} seed(s): median fraction of the FLOP ceiling {np.median(fractions):.1%} "
+              f"over {reps} repetitions", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=8192)
@@ -156,7 +206,14 @@ def main() -> None:
     parser.add_argument("--time-to-threshold", action="store_true",
                         help="time softac train --preset PRESET --stop-at-eval-return -200 instead")
     parser.add_argument("--preset", default="pendulum-fast")
+    parser.add_argument("--steady", type=int, default=0, metavar="REPS",
+                        help="instead: the steady fraction of the FLOP ceiling, REPS chunks each beside its own "
+                             "matmul-rate measurement, in one process")
     args = parser.parse_args()
+    if args.steady:
+        steady_fraction([int(n) for n in args.seeds.split(",")], [int(h) for h in args.hidden.split(",")], args.lr,
+                        args.batch, args.warmup, args.steady)
+        return
     if args.time_to_threshold:
         time_to_threshold(args.preset, [int(n) for n in args.seeds.split(",")], -200.0)
         return
