@@ -42,6 +42,11 @@ def check_env_id(env_id: str) -> None:
     """
     if env_id in gym.registry:
         return
+    from softac.compiled import is_jax_env
+
+    if is_jax_env(env_id):  # gymnax:/brax: would otherwise import as module:id and find Gymnasium's namesake
+        raise SoftacError(f"{env_id} is a JAX-native environment, trained inside XLA (softac.compiled); this needs a "
+                          "Gymnasium environment (videos, softac bench and vectorised collection use Gymnasium).")
     module, _, name = env_id.rpartition(":")
     if module:
         try:

@@ -285,3 +285,12 @@ def test_sigint_saves_a_checkpoint_at_the_end_of_the_chunk_and_resume_equals_the
     straight = train(tiny_config(tmp_path, env=PENDULUM, eval_every=0, log_every=50, total_steps=step + 50,
                                  run_name="straight"))[0]
     assert_trees_equal(checkpoint_of(straight)[0], checkpoint_of(run_dir)[0])
+
+
+def test_a_gymnax_run_refuses_videos_in_one_sentence(tmp_path, capsys):
+    # "gymnax:Pendulum-v1" has the form of Gymnasium's module:id; it must not turn into Gymnasium's Pendulum-v1.
+    run_dir = train(tiny_config(tmp_path, env=PENDULUM, total_steps=200, eval_every=0))[0]
+    code = main(["eval", str(run_dir), "--episodes", "1", "--video", str(tmp_path / "videos")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a JAX-native environment" in err and len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "videos").glob("*.mp4"))
