@@ -14,6 +14,16 @@ import numpy as np
 
 from softac.callbacks import Callback, EvaluationEvent
 from softac.config import SACConfig
+from softac.errors import SoftacError
+
+
+def nonfinite_error(seed: int, env_step: int, last_checkpoint_step: Optional[int], run_dir: Path) -> SoftacError:
+    """The error that stops training when seed `seed`'s environment returned NaN or inf at `env_step`; the
+    checkpoint on disk (if any) predates it and is kept."""
+    kept = (f"the last good checkpoint (step {last_checkpoint_step}) is kept" if last_checkpoint_step is not None
+            else "no checkpoint had been written yet")
+    return SoftacError(f"The environment of seed {seed} returned a non-finite observation or reward at env step "
+                       f"{env_step}; training stopped and {kept} in {run_dir}.")
 
 
 class ScheduledLoop:

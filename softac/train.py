@@ -60,7 +60,7 @@ from softac.envs import action_spec, capture_env_state, make_config_env, restore
 from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
-from softac.loop_schedule import ScheduledLoop
+from softac.loop_schedule import ScheduledLoop, nonfinite_error
 from softac.replay import ReplayBuffer, check_buffer_fits
 from softac.rundir import lock_holder, locked_run_dirs, remove_leftovers, write_text_atomic
 
@@ -335,11 +335,7 @@ class Trainer(ScheduledLoop):
             for j, env in enumerate(run.envs):
                 next_obs_j, reward, terminated, truncated, _ = env.step(self.action_spec.to_env(actions[k, j]))
                 if not (np.all(np.isfinite(next_obs_j)) and np.isfinite(reward)):
-                    kept = (f"the last good checkpoint (step {run.last_checkpoint_step}) is kept"
-                            if run.last_checkpoint_step is not None else "no checkpoint had been written yet")
-                    raise SoftacError(f"The environment of seed {run.seed} returned a non-finite observation or "
-                                      f"reward at env step {self.step + j + 1}; training stopped and {kept} in "
-                                      f"{run.run_dir}.")
+                    raise nonfinite_error(run.seed, self.step + j + 1, run.last_checkpoint_step, run.run_dir)
                 next_obs[k, j], rewards[k, j], terminateds[k, j] = next_obs_j, reward, float(terminated)
                 run.episode_returns[j] += float(reward)
                 run.episode_lengths[j] += 1

@@ -294,3 +294,21 @@ def test_a_gymnax_run_refuses_videos_in_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "is a JAX-native environment" in err and len(err.strip().splitlines()) == 1
     assert not list((tmp_path / "videos").glob("*.mp4"))
+
+
+def test_a_non_finite_observation_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    # gymnax Pendulum with g = NaN returns NaN from its first step on; with g set to NaN only after a
+    # checkpoint, that checkpoint stays the one on disk.
+    cfg = tiny_config(tmp_path, env=PENDULUM, env_kwargs={"g": float("nan")}, total_steps=300, eval_every=0,
+                      log_every=50)
+    with pytest.raises(SoftacError, match="returned a non-finite observation or reward at env step 1; training "
+                                          "stopped and no checkpoint had been written yet"):
+        train(cfg)
+    good = train(cfg.replace(env_kwargs=None, total_steps=100, run_name="good"))[0]
+    config = json.loads((good / "config.json").read_text())
+    config["env_kwargs"] = '{"g": NaN}'  # the environment turns bad after the checkpoint at step 100
+    (good / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SoftacError, match=r"at env step 101; training stopped and the last good checkpoint "
+                                          r"\(step 100\) is kept"):
+        resume([good], total_steps=300)
+    assert checkpoint_of(good)[2]["step"] == 100

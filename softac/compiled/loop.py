@@ -59,6 +59,7 @@ class SeedState:
     row_return_sum: jax.Array  # over the episodes finished since the last metrics row
     row_length_sum: jax.Array
     row_episodes: jax.Array
+    nonfinite_at: jax.Array  # int32: the first env step that returned a non-finite observation or reward, or -1
     metrics: dict  # of the last update (NaN before the first)
 
 
@@ -102,7 +103,8 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
             agent=agent.init(base), env_state=env_state, obs=obs, key=key, action_key=jax.random.fold_in(base, 1),
             episode_return=f32(0.0), episode_length=jnp.int32(0), episodes=jnp.int32(0),
             last_episode_return=f32(jnp.nan), row_return_sum=f32(0.0), row_length_sum=f32(0.0),
-            row_episodes=jnp.int32(0), metrics={name: f32(jnp.nan) for name in metric_names})
+            row_episodes=jnp.int32(0), nonfinite_at=jnp.int32(-1),
+            metrics={name: f32(jnp.nan) for name in metric_names})
 
     def init(seeds: Sequence[int]) -> TrainState:
         # Strong types throughout (an agent's initial leaf may be weakly typed, its updated value is not): the
@@ -172,8 +174,16 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
         actions, seeds = jax.lax.cond(t < cfg.learning_starts, jax.vmap(uniform_action), jax.vmap(policy_action),
                                       seeds)
         seeds, transition = jax.vmap(env_step)(seeds, actions)
+        seeds = seeds.replace(nonfinite_at=first_nonfinite(seeds.nonfinite_at, transition, t + 1))
         return state.replace(seeds=seeds, step=t + 1, updates_done=state.updates_done + jnp.where(due, G, 0)), \
             transition
+
+    def first_nonfinite(nonfinite_at, transition, env_step_number):
+        """Each seed's first env step with a non-finite next observation or reward (-1 while there is none);
+        the host stops training there, as the Gymnasium loop does, keeping the last good checkpoint."""
+        _, _, reward, next_obs, _ = transition
+        bad = ~(jnp.all(jnp.isfinite(next_obs), axis=-1) & jnp.isfinite(reward))
+        return jnp.where((nonfinite_at < 0) & bad, env_step_number, nonfinite_at)
 
     def step(state: TrainState) -> TrainState:
         """One env step of every seed, its transition stored."""
@@ -209,7 +219,8 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
 
     def row_stats(s: SeedState) -> dict:
         return {"episodes": s.episodes, "row_return_sum": s.row_return_sum, "row_length_sum": s.row_length_sum,
-                "row_episodes": s.row_episodes, "last_episode_return": s.last_episode_return, **s.metrics}
+                "row_episodes": s.row_episodes, "last_episode_return": s.last_episode_return,
+                "nonfinite_at": s.nonfinite_at, **s.metrics}
 
     def start_row(state: TrainState) -> TrainState:
         """The state with the row statistics cleared (after a metrics row is written)."""

@@ -31,7 +31,7 @@ from softac.config import SACConfig
 from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import CONFIG_NAME, Agent
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
-from softac.loop_schedule import ScheduledLoop
+from softac.loop_schedule import ScheduledLoop, nonfinite_error
 from softac.replay import check_buffer_fits
 from softac.rundir import locked_run_dirs, write_text_atomic
 
@@ -116,7 +116,8 @@ def _seed_state(run_dir: Path, template: SeedState, agent_state, loop: dict) -> 
         metrics = {name: _like(loop["metrics"][name], value) for name, value in template.metrics.items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise SoftacError(f"The checkpoint in {run_dir} does not fit this compiled run ({exc}).") from None
-    return SeedState(agent=agent_state, env_state=env_state, metrics=metrics, **fields)
+    # A checkpoint is only written while every env step was finite (softac.loop_schedule.nonfinite_error).
+    return SeedState(agent=agent_state, env_state=env_state, metrics=metrics, nonfinite_at=np.int32(-1), **fields)
 
 
 def _like(value, template) -> np.ndarray:
@@ -168,6 +169,9 @@ class Runner(ScheduledLoop):
                     target = self.next_boundary()
                     self.state, stats = self.program.train_chunk(self.state, jnp.int32(target - self.step))
                     self.stats = jax.device_get(stats)
+                    for seed, run_dir, at in zip(self.seed_list, self.run_dir_list, self.stats["nonfinite_at"]):
+                        if at >= 0:
+                            raise nonfinite_error(seed, int(at), self.last_checkpoint_step, run_dir)
                     self.step = target
                     self._after_step()  # the chunk ends exactly at a multiple of what is due
                     progress.update(task, completed=self.step, ret=_fmt(_nanmean(self.stats["last_episode_return"])),
