@@ -254,30 +254,13 @@ def test_sigint_saves_a_checkpoint_at_the_end_of_the_chunk_and_resume_equals_the
     # checkpoint is written, the process exits 130 with the resume command; resuming from there gives the
     # run that never stopped, bitwise.
     import signal
-    import subprocess
-    import sys
-    import time
 
-    from tests.test_safety import TINY_FLAGS, subprocess_env
+    from tests.test_safety import TINY_FLAGS, train_then_signal
 
     flags = [f if f != "Pendulum-v1" else PENDULUM for f in TINY_FLAGS]
     run_dir = tmp_path / "runs" / "sig"
-    proc = subprocess.Popen([sys.executable, "-m", "softac.cli", "train", *flags, "--total-steps", "100000000",
-                             "--run-root", str(tmp_path / "runs"), "--run-name", "sig"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            if (run_dir / "metrics.csv").exists() and any(r["env_step"] >= 200 for r in read_metrics(run_dir)):
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()[1]
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    returncode, err = train_then_signal(flags, run_dir, signal.SIGINT)
+    assert returncode == 130, err
     assert "Traceback" not in err and f"softac train --resume {run_dir}" in err
     step = int(checkpoint_of(run_dir)[2]["step"])
     assert step >= 200 and step % 50 == 0  # a chunk ends at a multiple of log_every

@@ -169,29 +169,41 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(run_copy, tmp
 
 
 # ------------------------------------------------------------------------------ signals
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_saves_a_checkpoint_and_resume_equals_the_uninterrupted_run(tmp_path, capsys, signum):
-    run_dir = tmp_path / "runs" / "sig"
-    proc = subprocess.Popen([sys.executable, "-m", "softac.cli", "train", *TINY_FLAGS, "--total-steps", "1000000",
-                             "--run-root", str(tmp_path / "runs"), "--run-name", "sig"],
+def train_then_signal(flags: list[str], run_dir: Path, signum: int, while_training=None,
+                      min_step: int = 200) -> tuple[int, str]:
+    """Train `softac train FLAGS` into run_dir in a subprocess, send `signum` once metrics.csv reached
+    `min_step` (after `while_training(proc)`, if given, and a random pause); returns (exit status, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "softac.cli", "train", *flags, "--total-steps", "100000000",
+                             "--run-root", str(run_dir.parent), "--run-name", run_dir.name],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
-            if (run_dir / "metrics.csv").exists() and any(r["env_step"] >= 200 for r in read_metrics(run_dir)):
+            if (run_dir / "metrics.csv").exists() and any(r["env_step"] >= min_step for r in read_metrics(run_dir)):
                 break
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()[1]
-        # While it trains, a second writer is refused at once, naming it.
-        assert_clean_error(main(["train", "--resume", str(run_dir), "--no-progress"]), capsys.readouterr().err,
-                           f"being written by process {proc.pid}")
+        if while_training is not None:
+            while_training(proc)
         time.sleep(random.uniform(0.0, 0.5))  # a random step
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 128 + signum, err
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_a_checkpoint_and_resume_equals_the_uninterrupted_run(tmp_path, capsys, signum):
+    run_dir = tmp_path / "runs" / "sig"
+
+    def second_writer_is_refused(proc):  # while it trains, a second writer is refused at once, naming it
+        assert_clean_error(main(["train", "--resume", str(run_dir), "--no-progress"]), capsys.readouterr().err,
+                           f"being written by process {proc.pid}")
+
+    returncode, err = train_then_signal(TINY_FLAGS, run_dir, signum, second_writer_is_refused)
+    assert returncode == 128 + signum, err
     assert "Traceback" not in err
     command = [line for line in err.splitlines() if "--resume" in line]
     assert len(command) == 1 and command[0].endswith(f"continue with: softac train --resume {run_dir}"), err
