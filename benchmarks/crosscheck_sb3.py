@@ -134,7 +134,7 @@ def main() -> None:
     env = gym.make(args.env)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     cfg = preset("halfcheetah").replace(env=args.env)
-    agent = SAC(cfg, obs_dim, action_dim)
+    agent = SAC(cfg.with_algorithm_defaults(), obs_dim, action_dim)
     state = agent.init(jax.random.PRNGKey(args.seed))
     start_actor, start_critic = dense_layers(state.actor_params), [critic_member(state.critic_params, i) for i in range(2)]
 

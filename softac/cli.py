@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from softac.config import PRESETS, SACConfig, preset
+from softac.config import PRESETS, SACConfig, field_hints, preset
 from softac.errors import SoftacError, TrainingInterrupted, TrialsInterrupted
 
 
@@ -63,21 +63,82 @@ def _flag_kwargs(annotation: Any) -> dict:
     return {"type": parse, "metavar": metavar}
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per SACConfig field; defaults are suppressed so only explicit flags are seen."""
+def _shared_default_text(name: str, value: Any) -> str:
+    """'(default: X)', or for a field whose default is the algorithm's, each algorithm's value."""
+    from softac.algos.registry import REGISTRY, algorithm_defaults
+
+    if value is not None or name not in algorithm_defaults("auto"):
+        return f"(default: {value!r})"
+    by_algo = {algo: algorithm_defaults(algo)[name] for algo in REGISTRY}
+    common = algorithm_defaults("auto")[name]
+    special = [f"{algo} {v!r}" for algo, v in by_algo.items() if v != common]
+    shown = "hidden_sizes" if name == "critic_hidden_sizes" and common is None else repr(common)
+    return f"(default: {shown}" + (f"; {', '.join(special)}" if special else "") + ")"
+
+
+def _algo_from_argv(argv: Sequence[str]) -> Optional[str]:
+    """The value of --algo in argv, if it is given (to show only that algorithm's own flags in --help)."""
+    for i, arg in enumerate(argv):
+        if arg == "--algo" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--algo="):
+            return arg.partition("=")[2]
+    return None
+
+
+def add_config_flags(parser: argparse.ArgumentParser, algo: Optional[str] = None) -> None:
+    """One flag per SACConfig field, and one per hyperparameter of an algorithm's own (a group per algorithm;
+    a name several algorithms share is one flag, in the first one's group). With `algo` given, --help shows
+    that algorithm's group only. Defaults are suppressed so only explicit flags are seen."""
+    from softac.algos.registry import REGISTRY
+
     hints = typing.get_type_hints(SACConfig)
     defaults = SACConfig()
-    group = parser.add_argument_group("config (SACConfig fields)")
+    group = parser.add_argument_group("config (SACConfig fields, shared by every algorithm)")
     for f in dataclasses.fields(SACConfig):
-        help_text = f"{f.metadata.get('help', '')} (default: {getattr(defaults, f.name)!r})"
+        if f.name == "algo_params":  # set through the algorithms' own flags below
+            continue
+        help_text = f"{f.metadata.get('help', '')} {_shared_default_text(f.name, getattr(defaults, f.name))}"
+        if f.name == "algo":
+            help_text += "; " + "; ".join(f"{name}: {spec.summary}" for name, spec in REGISTRY.items())
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
                            help=help_text, **_flag_kwargs(hints[f.name]))
+    seen: set[str] = set()
+    order = sorted(REGISTRY, key=lambda name: name != algo)  # a shared flag goes to the group of --algo
+    for name in order:
+        spec = REGISTRY[name]
+        if spec.params is None:
+            continue
+        params_hints = typing.get_type_hints(spec.params)
+        shown = algo is None or algo == name
+        group = parser.add_argument_group(f"{name}: its own hyperparameters (--algo {name})" if shown else None)
+        for f in dataclasses.fields(spec.params):
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            owners = [(a, g) for a, s in REGISTRY.items() if s.params is not None
+                      for g in dataclasses.fields(s.params) if g.name == f.name]
+            shown_here = algo is None or any(a == algo for a, _ in owners)
+            if len(owners) > 1:
+                help_text = "; ".join(f"{a}: {g.metadata.get('help', '')} (default: {g.default!r})" for a, g in owners)
+            else:
+                help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+            parser_group = group if shown else parser.add_argument_group(None)
+            parser_group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
+                                      help=help_text if shown_here else argparse.SUPPRESS,
+                                      **_flag_kwargs(params_hints[f.name]))
+
+
+def config_field_names() -> set[str]:
+    """The names a flag may set: SACConfig's fields and every algorithm's own hyperparameters."""
+    return set(field_hints())
 
 
 def config_from_args(args: argparse.Namespace) -> SACConfig:
-    """The preset (or the defaults) with the explicitly given flags applied."""
+    """The preset (or the defaults) with the explicitly given flags applied (an algorithm's own ones go to
+    algo_params, where the config checks they belong to --algo)."""
     base = preset(args.preset) if args.preset else SACConfig()
-    names = {f.name for f in dataclasses.fields(SACConfig)}
+    names = config_field_names()
     given = {k: v for k, v in vars(args).items() if k in names}
     return base.replace(**given)
 
@@ -87,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from softac.train import resume, train
 
     if args.resume:
-        names = {f.name for f in dataclasses.fields(SACConfig)}
+        names = config_field_names()
         changeable = ("total_steps", "progress", "print_evaluations")
         others = sorted(k for k in vars(args) if k in names and k not in changeable)
         if others or args.preset:
@@ -205,7 +266,7 @@ SWEEP_ONLY = ("grid", "ray_address", "cpus_per_trial", "gpus_per_trial", "seeds_
 def cmd_sweep(args: argparse.Namespace) -> int:
     from softac.study import parse_grid_flag, resume_sweep, sweep
 
-    names = {f.name for f in dataclasses.fields(SACConfig)}
+    names = config_field_names()
     if args.resume:
         given = sorted([k for k in vars(args) if k in names] + [k for k in SWEEP_ONLY if getattr(args, k)])
         if given or args.preset:
@@ -234,7 +295,8 @@ def cmd_tabular(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(algo: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of every command; `algo` (the --algo of the command line) narrows --help to its own flags."""
     parser = _Parser(prog="softac", description="Soft Actor-Critic in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -242,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of hyperparameters")
     p.add_argument("--resume", nargs="+", metavar="RUN_DIR",
                    help="continue these runs from their last checkpoints (with --total-steps to extend them)")
-    add_config_flags(p)
+    add_config_flags(p, algo)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run's deterministic policy")
@@ -322,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="the new sweep directory (default sweeps/<env>__<time>)")
     p.add_argument("--resume", type=Path, default=None, metavar="SWEEP_DIR",
                    help="continue an interrupted sweep: finished trials are not rerun")
-    add_config_flags(p)
+    add_config_flags(p, algo)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("tabular", help="exact soft policy iteration on a finite MDP")
@@ -350,7 +412,8 @@ def _os_error_sentence(exc: OSError) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_algo_from_argv(argv)).parse_args(argv)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
+from softac.algos.params import AlgorithmParams
+from softac.algos.registry import AUTO, REGISTRY, algorithm_defaults, algorithm_names, all_param_fields, owners_of
 from softac.errors import SoftacError
+from softac.fields import check as _check
+from softac.fields import doc_field as _doc
+from softac.fields import is_finite_number as _finite
 
-
-def _doc(text: str, **kwargs: Any):
-    """A dataclass field whose one-line documentation is the CLI help."""
-    return field(metadata={"help": text}, **kwargs)
+# Fields that round-2 configs (softac 0.1) held at the top level for every algorithm and that are now
+# the hyperparameters of the algorithm that uses them: a saved config.json with them still loads.
+LEGACY_TOP_LEVEL_PARAMS = ("policy_delay", "batch_norm_momentum", "renorm_warmup_steps", "value_learning_rate",
+                           "target_entropy_scale")
 
 
 # The 2018a paper's reward scale for most MuJoCo tasks (20 for Humanoid); sac-v1's default temperature is 1/5.
@@ -43,11 +47,8 @@ class SACConfig:
     num_envs: int = _doc("Environments per seed stepped together each loop iteration (vectorised collection); "
                          "gradient_steps stays per env step, so one dispatch carries num_envs x gradient_steps "
                          "updates.", default=1)
-    algo: str = _doc("Algorithm: 'sac' (twin Q targets, learned temperature; Haarnoja et al. 2018b), "
-                     "'sac-v1' (state-value network V and target V, fixed temperature; 2018a, Algorithm 1), "
-                     "'sac-discrete' (categorical policy; Christodoulou 2019), 'crossq' (no target networks, "
-                     "Batch Renormalization; Bhatt et al. 2024), or 'auto': sac for Box actions, "
-                     "sac-discrete for Discrete ones.", default="auto")
+    algo: str = _doc("Algorithm: a name of the registry (softac.algos.registry; `softac train --help` lists each with "
+                     "one line), or 'auto': sac for Box actions, sac-discrete for Discrete ones.", default="auto")
     total_steps: int = _doc("Environment steps to train for, per seed.", default=1_000_000)
     seed: int = _doc("Random seed (used when --seeds is not given).", default=0)
     seeds: Optional[tuple[int, ...]] = _doc(
@@ -56,15 +57,13 @@ class SACConfig:
 
     learning_rate: Optional[float] = _doc(
         "Adam learning rate of every network and the temperature (unless overridden below); default the "
-        "algorithm's: 3e-4 (sac, sac-v1, sac-discrete), 1e-3 (crossq).", default=None)
-    adam_beta1: Optional[float] = _doc("Adam's beta1 for every network and the temperature; default the algorithm's: "
-                                       "0.9, or the CrossQ authors' 0.5 for crossq.", default=None)
+        "algorithm's.", default=None)
+    adam_beta1: Optional[float] = _doc("Adam's beta1 for every network and the temperature; default the "
+                                       "algorithm's.", default=None)
     actor_learning_rate: Optional[float] = _doc("Learning rate of the policy (lambda_pi); default learning_rate.",
                                                 default=None)
     critic_learning_rate: Optional[float] = _doc("Learning rate of the Q networks (lambda_Q); default learning_rate.",
                                                  default=None)
-    value_learning_rate: Optional[float] = _doc("Learning rate of sac-v1's value network (lambda_V); default "
-                                                "learning_rate.", default=None)
     buffer_size: int = _doc("Replay buffer capacity (transitions, per seed).", default=1_000_000)
     learning_starts: int = _doc("Uniform-random actions and no updates for this many env steps.",
                                 default=5000)
@@ -73,25 +72,17 @@ class SACConfig:
                       default=0.005)
     gamma: float = _doc("Discount factor.", default=0.99)
     train_every: int = _doc("Run the gradient steps once every this many env steps.", default=1)
-    gradient_steps: int = _doc("Gradient steps per training call (fused into one jitted lax.scan).",
-                               default=1)
+    gradient_steps: Optional[int] = _doc(
+        "Gradient steps per training call (fused into one jitted lax.scan); default the algorithm's.", default=None)
     hidden_sizes: tuple[int, ...] = _doc("Hidden layer widths of the actor (and of the critics unless "
                                          "critic_hidden_sizes is set) (ReLU).", default=(256, 256))
     critic_hidden_sizes: Optional[tuple[int, ...]] = _doc(
-        "Hidden layer widths of the critics (and sac-v1's value network); default hidden_sizes, or the CrossQ "
-        "authors' 2048,2048 for crossq (SBX uses 1024,1024; 256,256 is far cheaper on a CPU).", default=None)
+        "Hidden layer widths of the critics (and sac-v1's value network); default the algorithm's (hidden_sizes "
+        "unless it says otherwise).", default=None)
     network_init: Optional[str] = _doc(
         "Weight initialisation: 'flax' (lecun-normal kernels, zero biases: flax's and SBX's default) or 'pytorch' "
         "(kernels and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)): torch.nn.Linear's, what SB3 and CleanRL start "
-        "from); default the algorithm's: pytorch for sac (measured ahead beyond the seed spread on HalfCheetah-v5, "
-        "README), flax for the others.", default=None)
-    policy_delay: Optional[int] = _doc("crossq: critic steps per actor and temperature step; default 3 (the authors'). "
-                                       "The SAC variants step the actor with every critic step (1).", default=None)
-    batch_norm_momentum: float = _doc("crossq: momentum m of the running statistics of Batch Renormalization "
-                                      "(mu <- m mu + (1 - m) mu_batch).", default=0.99)
-    renorm_warmup_steps: int = _doc("crossq: training passes of each Batch Renormalization layer before it corrects "
-                                    "towards the running statistics (plain batch normalisation until then).",
-                                    default=100_000)
+        "from); default the algorithm's.", default=None)
     alpha: Optional[float] = _doc("Fixed temperature alpha (sac: learned if unset; sac-v1: 1/reward_scale if unset).",
                                   default=None)
     reward_scale: Optional[float] = _doc("The 2018a paper's reward scale, a fixed temperature alpha = 1/reward_scale.",
@@ -99,11 +90,10 @@ class SACConfig:
     learn_alpha: Optional[bool] = _doc("Learn the temperature (default: yes for sac unless alpha or reward_scale is "
                                        "set; no for sac-v1, where learning it is a combination the paper did not use).",
                                        default=None)
-    initial_alpha: float = _doc("Initial temperature when it is learned.", default=1.0)
+    initial_alpha: Optional[float] = _doc("Initial temperature when it is learned; default the algorithm's.",
+                                          default=None)
     target_entropy: Optional[float] = _doc("Target entropy of the learned temperature; default -|A| (continuous) "
                                            "or target_entropy_scale * log|A| (discrete).", default=None)
-    target_entropy_scale: float = _doc("sac-discrete: target entropy as a fraction of the uniform policy's, log|A|.",
-                                       default=0.5)
 
     eval_every: int = _doc("Evaluate the deterministic policy every this many env steps (0: only at the end).",
                            default=10_000)
@@ -124,12 +114,23 @@ class SACConfig:
     video_every: int = _doc("Record one deterministic evaluation episode of every seed as an MP4 in the run "
                             "directory (videos/) every this many env steps (0: never).", default=0)
 
+    algo_params: Optional[dict] = _doc(
+        "The algorithm's own hyperparameters by name (softac.algos.<name>.params; each is also a flag of its "
+        "own); unset ones take the algorithm's defaults.", default=None)
     def __post_init__(self) -> None:
         if isinstance(self.env_kwargs, dict):  # Python callers pass a dict; the config holds canonical JSON text
             try:
                 object.__setattr__(self, "env_kwargs", json.dumps(self.env_kwargs, sort_keys=True))
             except (TypeError, ValueError) as exc:
                 raise SoftacError(f"env_kwargs must be JSON-serialisable ({exc}).") from None
+        params = self.algo_params
+        if isinstance(params, AlgorithmParams):  # the algorithm's dataclass itself: every field given
+            params = params.to_dict()
+        if params is not None:
+            _check(isinstance(params, dict) and all(isinstance(k, str) for k in params),
+                   f"algo_params must be a mapping of field names to values, got {params!r}.")
+            params = {k: tuple(v) if isinstance(v, list) else v for k, v in sorted(params.items())} or None
+        object.__setattr__(self, "algo_params", params)
         validate(self)
 
     @property
@@ -138,17 +139,39 @@ class SACConfig:
         return {} if self.env_kwargs is None else json.loads(self.env_kwargs)
 
     # ------------------------------------------------------------ settings that depend on the algorithm
+    @property
+    def algo_config(self) -> Optional[AlgorithmParams]:
+        """The algorithm's own hyperparameters (its `params` dataclass, unset fields at their defaults), or None
+        for an algorithm without any (and for 'auto')."""
+        spec = REGISTRY.get(self.algo)
+        if spec is None or spec.params is None:
+            return None
+        return spec.params(**(self.algo_params or {}))
+
     def with_algorithm_defaults(self) -> "SACConfig":
         """This config with every algorithm-dependent field left unset (None) filled with the default of
-        `algo` (softac.algos.registry; the SAC defaults while algo is 'auto')."""
-        defaults = _algorithm_defaults(self.algo)
-        changes = {name: value for name, value in defaults.items()
-                   if getattr(self, name) is None and value is not None}
-        return self.replace(**changes) if changes else self
+        `algo` (softac.algos.registry; the SAC defaults while algo is 'auto'), and every hyperparameter of
+        the algorithm's own recorded in `algo_params`."""
+        defaults = algorithm_defaults(self.algo)
+        changes: dict[str, Any] = {name: value for name, value in defaults.items()
+                                   if getattr(self, name) is None and value is not None}
+        own = self.algo_config
+        if own is not None and own.to_dict() != self.algo_params:
+            changes["algo_params"] = own.to_dict()
+        return dataclasses.replace(self, **changes) if changes else self
 
     def _setting(self, name: str) -> Any:
         value = getattr(self, name)
-        return _algorithm_defaults(self.algo)[name] if value is None else value
+        return algorithm_defaults(self.algo)[name] if value is None else value
+
+    def get(self, name: str) -> Any:
+        """The value of a shared field or of one of the algorithm's own hyperparameters, by name."""
+        if name in _FIELD_NAMES:
+            return getattr(self, name)
+        own = self.algo_config
+        if own is None or name not in own.field_names():
+            raise SoftacError(f"{self.algo} has no setting {name!r}.")
+        return getattr(own, name)
 
     @property
     def base_learning_rate(self) -> float:
@@ -167,16 +190,8 @@ class SACConfig:
         return self.base_learning_rate if self.critic_learning_rate is None else self.critic_learning_rate
 
     @property
-    def value_lr(self) -> float:
-        return self.base_learning_rate if self.value_learning_rate is None else self.value_learning_rate
-
-    @property
     def beta1(self) -> float:
         return self._setting("adam_beta1")
-
-    @property
-    def actor_update_delay(self) -> int:
-        return self._setting("policy_delay")
 
     @property
     def critic_sizes(self) -> tuple[int, ...]:
@@ -193,7 +208,7 @@ class SACConfig:
         learned = self.learn_alpha if self.learn_alpha is not None else self.algo != "sac-v1"
         if learned:
             return None
-        return 1.0 / DEFAULT_V1_REWARD_SCALE if self.algo == "sac-v1" else self.initial_alpha
+        return 1.0 / DEFAULT_V1_REWARD_SCALE if self.algo == "sac-v1" else self._setting("initial_alpha")
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -201,47 +216,95 @@ class SACConfig:
         return tuple(self.seeds) if self.seeds else (self.seed,)
 
     def replace(self, **changes: Any) -> "SACConfig":
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes` applied; a name that is one of an algorithm's own hyperparameters (such as
+        crossq's policy_delay) goes into `algo_params`, so flags, presets and sweep grids use plain names."""
+        shared = {k: v for k, v in changes.items() if k in _FIELD_NAMES}
+        own = {k: v for k, v in changes.items() if k not in _FIELD_NAMES}
+        unknown = sorted(k for k in own if k not in all_param_fields())
+        if unknown:
+            raise SoftacError(f"Unknown config field(s) {', '.join(unknown)}.")
+        if own:
+            base = shared.get("algo_params", self.algo_params) or {}
+            if isinstance(base, AlgorithmParams):
+                base = base.to_dict()
+            shared["algo_params"] = {**base, **own}
+        return dataclasses.replace(self, **shared)
+
+    @classmethod
+    def build(cls, **fields: Any) -> "SACConfig":
+        """A config from shared fields and the algorithm's own hyperparameters alike, by plain name:
+        `SACConfig.build(algo="crossq", policy_delay=2, env="Hopper-v5")`."""
+        names = set(_FIELD_NAMES)
+        return cls(**{k: v for k, v in fields.items() if k in names}).replace(
+            **{k: v for k, v in fields.items() if k not in names})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SACConfig":
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(known))
+        """The config of a dict such as config.json's. The hyperparameters that round-2 configs kept at the top
+        level for every algorithm (LEGACY_TOP_LEVEL_PARAMS) go to the algorithm that owns them, and are
+        dropped for the others, which never used them."""
+        data = dict(data)
+        algo = data.get("algo", "auto")
+        own = dict(data.pop("algo_params", None) or {})
+        for name in LEGACY_TOP_LEVEL_PARAMS:
+            if name in data:
+                value = data.pop(name)
+                if algo in owners_of(name):
+                    own.setdefault(name, value)
+        unknown = sorted(set(data) - set(_FIELD_NAMES))
         if unknown:
             raise SoftacError(f"Unknown config field(s) {', '.join(unknown)}.")
-        values = {}
-        for name, value in data.items():
-            if isinstance(value, list):
-                value = tuple(value)
-            values[name] = value
-        return cls(**values)
+        values = {name: tuple(value) if isinstance(value, list) else value for name, value in data.items()}
+        return cls(**values, algo_params=own or None)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
 
-def _algorithm_defaults(algo: str) -> dict[str, Any]:
-    """The values of the algorithm-dependent fields for `algo` (the SAC ones for 'auto')."""
-    from softac.algos.base import COMMON_DEFAULTS
-    from softac.algos.registry import REGISTRY
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(SACConfig))
 
-    spec = REGISTRY.get(algo)
-    return {**COMMON_DEFAULTS, **(spec.config_defaults if spec is not None else {})}
+
+def field_hints() -> dict[str, Any]:
+    """The type of every name a flag, preset or sweep grid may set: SACConfig's fields (but algo_params itself)
+    and every algorithm's own hyperparameters."""
+    import typing
+
+    hints = {k: v for k, v in typing.get_type_hints(SACConfig).items() if k != "algo_params"}
+    for spec in REGISTRY.values():
+        if spec.params is not None:
+            hints.update({k: v for k, v in typing.get_type_hints(spec.params).items() if k not in hints})
+    return hints
 
 
 def algorithm_choices() -> tuple[str, ...]:
     """The values `algo` takes: 'auto' and every registered algorithm."""
-    from softac.algos.registry import algorithm_names
-
     return ("auto",) + algorithm_names()
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise SoftacError(message)
+def _validate_algo_params(cfg: SACConfig) -> None:
+    """Every name in algo_params is a hyperparameter of cfg.algo, and their values are valid."""
+    if not cfg.algo_params:
+        return
+    if cfg.algo == "auto":  # checked again once the action space picks the algorithm (registry.resolve_algo)
+        for name in cfg.algo_params:
+            candidates = [algo for algo in AUTO.values() if name in REGISTRY[algo].param_names()]
+            if not candidates:
+                owners = owners_of(name) or ("no algorithm",)
+                raise SoftacError(f"--{name.replace('_', '-')} is a setting of {' and '.join(owners)}; give --algo "
+                                  f"{owners[0]} to use it.")
+            REGISTRY[candidates[0]].params(**{name: cfg.algo_params[name]}).validate()
+        return
+    own = REGISTRY[cfg.algo].param_names()
+    for name in cfg.algo_params:
+        if name not in own:
+            owners = owners_of(name)
+            if not owners:
+                raise SoftacError(f"There is no setting {name!r} of any algorithm.")
+            raise SoftacError(f"--{name.replace('_', '-')} is a setting of {' and '.join(owners)}, not of {cfg.algo}.")
+    cfg.algo_config.validate()
 
 
 def validate(cfg: SACConfig) -> None:
@@ -251,14 +314,16 @@ def validate(cfg: SACConfig) -> None:
            f"env_kwargs must be a JSON object such as '{{\"key\": 1.0}}', got {cfg.env_kwargs!r}.")
     choices = algorithm_choices()
     _check(cfg.algo in choices, f"algo must be one of {', '.join(choices)}, got {cfg.algo!r}.")
-    for name in ("total_steps", "buffer_size", "batch_size", "train_every", "gradient_steps",
-                 "eval_episodes", "log_every", "num_envs"):
+    for name in ("total_steps", "buffer_size", "batch_size", "train_every", "eval_episodes", "log_every",
+                 "num_envs"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}.")
     for name in ("learning_starts", "eval_every", "checkpoint_every", "video_every"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}.")
-    for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate", "value_learning_rate"):
+    _check(cfg.gradient_steps is None or (isinstance(cfg.gradient_steps, int) and cfg.gradient_steps > 0),
+           f"gradient_steps must be a positive integer, got {cfg.gradient_steps!r}.")
+    for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate"):
         value = getattr(cfg, name)
         _check(value is None or (_finite(value) and value > 0),
                f"{name} must be positive, got {value!r}.")
@@ -274,9 +339,7 @@ def validate(cfg: SACConfig) -> None:
            "Set either alpha or reward_scale (reward_scale = 1/alpha), not both.")
     _check(not (cfg.learn_alpha and (cfg.alpha is not None or cfg.reward_scale is not None)),
            "learn_alpha cannot be combined with a fixed alpha or reward_scale.")
-    _check(_finite(cfg.target_entropy_scale) and 0 < cfg.target_entropy_scale < 1,
-           f"target_entropy_scale must be in (0, 1), got {cfg.target_entropy_scale!r}.")
-    _check(_finite(cfg.initial_alpha) and cfg.initial_alpha > 0,
+    _check(cfg.initial_alpha is None or (_finite(cfg.initial_alpha) and cfg.initial_alpha > 0),
            f"initial_alpha must be positive, got {cfg.initial_alpha!r}.")
     _check(cfg.stop_at_eval_return is None or _finite(cfg.stop_at_eval_return),
            f"stop_at_eval_return must be a finite number, got {cfg.stop_at_eval_return!r}.")
@@ -291,14 +354,6 @@ def validate(cfg: SACConfig) -> None:
            f"network_init must be 'flax' or 'pytorch', got {cfg.network_init!r}.")
     _check(cfg.adam_beta1 is None or (_finite(cfg.adam_beta1) and 0 <= cfg.adam_beta1 < 1),
            f"adam_beta1 must be in [0, 1), got {cfg.adam_beta1!r}.")
-    _check(cfg.policy_delay is None or (isinstance(cfg.policy_delay, int) and cfg.policy_delay > 0),
-           f"policy_delay must be a positive integer, got {cfg.policy_delay!r}.")
-    _check(cfg.policy_delay in (None, 1) or cfg.algo in ("crossq", "auto"),
-           f"policy_delay is a crossq setting; {cfg.algo} steps the actor with every critic step.")
-    _check(_finite(cfg.batch_norm_momentum) and 0 <= cfg.batch_norm_momentum < 1,
-           f"batch_norm_momentum must be in [0, 1), got {cfg.batch_norm_momentum!r}.")
-    _check(isinstance(cfg.renorm_warmup_steps, int) and cfg.renorm_warmup_steps >= 0,
-           f"renorm_warmup_steps must be a non-negative integer, got {cfg.renorm_warmup_steps!r}.")
     _check(cfg.total_steps % cfg.num_envs == 0,
            f"total_steps ({cfg.total_steps}) must be a multiple of num_envs ({cfg.num_envs}): every loop iteration "
            "steps all num_envs environments.")
@@ -309,6 +364,7 @@ def validate(cfg: SACConfig) -> None:
     _check(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}.")
     _check(cfg.run_name is None or _is_plain_name(cfg.run_name),
            f"run_name must be a directory name, not a path (no '/', not empty, '.' or '..'), got {cfg.run_name!r}.")
+    _validate_algo_params(cfg)
 
 
 def _is_json_object(text: Any) -> bool:
@@ -325,10 +381,6 @@ def _is_plain_name(name: Any) -> bool:
 
     return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
             and (os.altsep is None or os.altsep not in name))
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 # Named sets of hyperparameters. A preset changes only what differs from the published defaults.
@@ -376,4 +428,4 @@ def preset(name: str) -> SACConfig:
     """The config of preset `name` (see PRESETS)."""
     if name not in PRESETS:
         raise SoftacError(f"Unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}.")
-    return SACConfig(**PRESETS[name])
+    return SACConfig.build(**PRESETS[name])

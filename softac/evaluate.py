@@ -75,7 +75,7 @@ class Agent:
         self._state = None
         self.action_space = action_space
         self.action_spec: ActionSpec = action_spec(action_space)
-        self._sac = sac
+        self.algorithm = sac
         self._deterministic = jax.jit(sac.deterministic_action)
         self._sample = jax.jit(sac.sample_action)
         self._key = jax.random.PRNGKey(config.seed)
@@ -84,8 +84,8 @@ class Agent:
     def state(self):
         """The agent state of the checkpoint (policy and agent files; never the replay buffer)."""
         if self._state is None:
-            self._state = read_checkpoint_agent(self.run_dir, jax.jit(self._sac.init)(jax.random.PRNGKey(0)),
-                                                self._sac.policy_fields)
+            self._state = read_checkpoint_agent(self.run_dir, jax.jit(self.algorithm.init)(jax.random.PRNGKey(0)),
+                                                self.algorithm.policy_fields)
         return self._state
 
     def act(self, obs: np.ndarray, deterministic: bool = True):
@@ -105,7 +105,7 @@ class Agent:
     def evaluate(self, episodes: int = 10, seed: int = 0) -> np.ndarray:
         """Returns of `episodes` deterministic episodes; episode i is reset with seed `seed + i`."""
         envs = [[make_config_env(self.config) for _ in range(episodes)]]
-        policy = jax.jit(self._sac.deterministic_action)
+        policy = jax.jit(self.algorithm.deterministic_action)
         returns = run_episodes(lambda obs: np.asarray(policy(self.policy, obs)), envs, [seed])
         for env in envs[0]:
             env.close()

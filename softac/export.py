@@ -7,11 +7,9 @@ Both compute the policy softac evaluates with, in the environment's action units
     Box [low, high]:     a = clip(low + (tanh(mu(s)) + 1) (high - low) / 2, low, high)   [B, action_dim]
     Discrete(n, start):  a = argmax_i logits_i(s) + start                                  [B]
 
-with the actor network as trained, including CrossQ's Batch Renormalization layers in evaluation mode
-(their running statistics). Every registered algorithm's actor is one of three networks: the MLP of
-`SquashedGaussianActor` (sac, sac-v1), of `CategoricalActor` (sac-discrete), or the `NormalisedMLP`
-of `NormalisedSquashedGaussianActor` (crossq); `numpy_policy_of` knows each, and an unknown actor is
-a SoftacError.
+with the actor network as trained, including any normalisation layers in evaluation mode (with their
+running statistics). The algorithm supplies both forms of its policy: `deterministic_action` (the JAX
+function jax2onnx converts) and `policy_layers` (the numpy layer list); this module names no algorithm.
 
 Observations go in as the network saw them in training: the environment's own observations, or for a
 run with `flatten_obs` the flattened ones (gymnasium.spaces.flatten(observation_space, obs), what
@@ -64,62 +62,11 @@ CHECK_TOLERANCE = 1e-4  # in units of the action range (high - low) for Box acti
 
 
 # ------------------------------------------------------------------------------ the policy as layers
-def _dense(params: dict) -> dict:
-    return {"kind": "dense", "kernel": np.asarray(params["kernel"]), "bias": np.asarray(params["bias"])}
-
-
-def _dense_layers(params: dict, prefix: str) -> list[dict]:
-    """The modules `prefix`_0, `prefix`_1, ... of a flax parameter dict, in order."""
-    names = sorted((n for n in params if n.startswith(prefix + "_")), key=lambda n: int(n.rsplit("_", 1)[1]))
-    return [params[n] for n in names]
-
-
-def _mlp_layers(params: dict, num_hidden: int) -> list[dict]:
-    """softac.networks.MLP: (dense, relu) per hidden layer, then the output dense layer."""
-    dense = _dense_layers(params, "Dense")
-    if len(dense) != num_hidden + 1:
-        raise SoftacError(f"The actor has {len(dense)} dense layers, expected {num_hidden + 1}.")
-    layers: list[dict] = []
-    for p in dense[:-1]:
-        layers += [_dense(p), {"kind": "relu"}]
-    return layers + [_dense(dense[-1])]
-
-
-def _normalised_mlp_layers(params: dict, stats: dict, num_hidden: int, epsilon: float) -> list[dict]:
-    """softac.algos.crossq.networks.NormalisedMLP in evaluation mode: batch_norm of the input, (dense, relu,
-    batch_norm) per hidden layer, then the output dense layer; each batch_norm with its running statistics."""
-    dense = _dense_layers(params, "Dense")
-    norm_names = [n for n in params if n.startswith("BatchRenorm_")]
-    if len(dense) != num_hidden + 1 or len(norm_names) != num_hidden + 1:
-        raise SoftacError(f"The actor has {len(dense)} dense and {len(norm_names)} normalisation layers, "
-                          f"expected {num_hidden + 1} of each.")
-
-    def norm(i: int) -> dict:
-        p, s = params[f"BatchRenorm_{i}"], stats[f"BatchRenorm_{i}"]
-        return {"kind": "batch_norm", "mean": np.asarray(s["mean"]), "var": np.asarray(s["var"]),
-                "scale": np.asarray(p["scale"]), "bias": np.asarray(p["bias"]), "epsilon": np.float32(epsilon)}
-
-    layers = [norm(0)]
-    for i, p in enumerate(dense[:-1]):
-        layers += [_dense(p), {"kind": "relu"}, norm(i + 1)]
-    return layers + [_dense(dense[-1])]
-
-
 def numpy_policy_of(agent: "Agent") -> NumpyPolicy:
-    """The deterministic policy of a loaded agent (`softac.evaluate.load_agent`) as a NumpyPolicy."""
-    from softac.algos.crossq.networks import BatchRenorm, NormalisedSquashedGaussianActor
-    from softac.networks import CategoricalActor, SquashedGaussianActor
-
-    actor, policy, spec = agent._sac.actor, agent.policy, agent.action_spec
-    if isinstance(actor, NormalisedSquashedGaussianActor):
-        layers = _normalised_mlp_layers(policy["params"]["NormalisedMLP_0"], policy["batch_stats"]["NormalisedMLP_0"],
-                                        len(actor.hidden_sizes), BatchRenorm.epsilon)
-    elif isinstance(actor, (SquashedGaussianActor, CategoricalActor)):
-        layers = _mlp_layers(policy["MLP_0"], len(actor.hidden_sizes))
-    else:
-        raise SoftacError(f"softac export does not know the actor {type(actor).__name__} of --algo "
-                          f"{agent.config.algo}; it exports {', '.join(('SquashedGaussianActor', 'CategoricalActor', 'NormalisedSquashedGaussianActor'))}.")
-    common = {"obs_dim": agent._sac.obs_dim, "env": agent.config.env, "algo": agent.config.algo}
+    """The deterministic policy of a loaded agent (`softac.evaluate.load_agent`) as a NumpyPolicy: the layers
+    are the algorithm's own (`policy_layers`, softac.algos.base.Agent), the head follows the action space."""
+    layers, spec = agent.algorithm.policy_layers(agent.policy), agent.action_spec
+    common = {"obs_dim": agent.algorithm.obs_dim, "env": agent.config.env, "algo": agent.config.algo}
     if spec.discrete:
         return NumpyPolicy(layers, "categorical", action_start=spec.start, **common)
     return NumpyPolicy(layers, "squashed_gaussian", action_low=spec.low, action_high=spec.high, **common)
@@ -132,7 +79,7 @@ def env_action_function(agent: "Agent") -> Callable:
     (high - low) / 2, low, high) [B, action_dim] for Box actions, argmax + start (int32 [B]) for Discrete."""
     import jax.numpy as jnp
 
-    sac, policy, spec = agent._sac, agent.policy, agent.action_spec
+    sac, policy, spec = agent.algorithm, agent.policy, agent.action_spec
 
     def env_action(obs):
         action = sac.deterministic_action(policy, obs)
@@ -151,7 +98,7 @@ def _check_observations(obs_dim: int, n: int = CHECK_OBSERVATIONS) -> np.ndarray
 
 def _check_matches_agent(act: Callable[[np.ndarray], np.ndarray], agent: "Agent", what: str) -> None:
     """RuntimeError (a bug in softac export, not a user error) if `act` and the agent act differently."""
-    obs = _check_observations(agent._sac.obs_dim)
+    obs = _check_observations(agent.algorithm.obs_dim)
     got, want = np.asarray(act(obs)), np.asarray(agent.act(obs, deterministic=True))
     spec = agent.action_spec
     if spec.discrete:
@@ -194,7 +141,7 @@ def onnx_bytes(agent: "Agent") -> bytes:
     import onnxruntime
     from jax2onnx import to_onnx
 
-    obs_dim = agent._sac.obs_dim
+    obs_dim = agent.algorithm.obs_dim
     model = to_onnx(env_action_function(agent), [("B", obs_dim)], model_name="softac_policy", opset=ONNX_OPSET,
                     input_names=["obs"], output_names=["action"])
     model.doc_string = (f"softac {agent.config.algo} policy of {agent.config.env}: obs float32 [B, {obs_dim}] -> "
@@ -287,7 +234,7 @@ def export_onnx(agent: "Agent", out: str | Path) -> Path:
 
 def describe(agent: "Agent") -> str:
     """One line: what the exported policy maps to what."""
-    spec, obs_dim = agent.action_spec, agent._sac.obs_dim
+    spec, obs_dim = agent.action_spec, agent.algorithm.obs_dim
     if spec.discrete:
         actions = f"action [B] in {{{spec.start}, ..., {spec.start + spec.dim - 1}}}"
     else:

@@ -18,7 +18,6 @@ evaluation interval, and its final evaluation equals an uninterrupted run's (res
 from __future__ import annotations
 
 import csv
-import dataclasses
 import itertools
 import json
 import math
@@ -31,7 +30,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from softac.config import SACConfig
+from softac.config import SACConfig, field_hints
 from softac.distributed import RayOptions, Trial, TrialOutcome, check_options, run_trials, seed_groups, start_ray
 from softac.errors import SoftacError, TrialsInterrupted
 
@@ -105,7 +104,7 @@ def parse_grid_flag(text: str) -> tuple[str, tuple]:
 
 
 def _field_hints() -> dict[str, Any]:
-    return typing.get_type_hints(SACConfig)
+    return field_hints()
 
 
 def _strip_optional(hint: Any) -> Any:
@@ -136,7 +135,7 @@ def _parse_value(name: str, hint: Any, text: str) -> Any:
 
 def check_grid(base: SACConfig, grid: Sequence[tuple[str, Sequence]]) -> tuple[tuple[str, tuple], ...]:
     """The grid as ((field, values), ...) once every field exists, may be swept, and every point is a valid config."""
-    known = {f.name for f in dataclasses.fields(SACConfig)}
+    known = set(field_hints())
     checked = []
     for name, values in grid:
         if name not in known:

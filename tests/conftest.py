@@ -27,7 +27,7 @@ def tiny_config(tmp_path, **changes) -> SACConfig:
                 buffer_size=10_000, eval_every=200, eval_episodes=2, log_every=100, checkpoint_every=0,
                 run_root=str(tmp_path / "runs"), progress=False, tensorboard=False)
     base.update(changes)
-    return SACConfig(**base)
+    return SACConfig.build(**base)
 
 
 class NaNAfterEnv(gym.Env):

@@ -24,7 +24,7 @@ LR, GAMMA, TAU = 1e-2, 0.9, 0.3
 
 def make_agent(**changes) -> SAC:
     cfg = SACConfig(hidden_sizes=(16, 16), batch_size=BATCH, buffer_size=64, **changes)
-    return SAC(cfg, OBS_DIM, ACTION_DIM)
+    return SAC(cfg.with_algorithm_defaults(), OBS_DIM, ACTION_DIM)
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def make_agent(**changes) -> SACV1:
                 learning_rate=LR, actor_learning_rate=ACTOR_LR, critic_learning_rate=CRITIC_LR,
                 value_learning_rate=VALUE_LR)
     base.update(changes)
-    return SACV1(SACConfig(**base), OBS_DIM, ACTION_DIM)
+    return SACV1(SACConfig.build(**base).with_algorithm_defaults(), OBS_DIM, ACTION_DIM)
 
 
 def trees_differ(a, b, threshold=1e-4) -> bool:
@@ -405,8 +405,8 @@ def test_config_v1_temperature_defaults():
     assert SACConfig(algo="sac-v1", learn_alpha=True).fixed_alpha is None
     # v2 is unchanged: learned by default.
     assert SACConfig(algo="sac").fixed_alpha is None
-    cfg = SACConfig(algo="sac-v1", learning_rate=1e-3, value_learning_rate=5e-3)
-    assert cfg.value_lr == 5e-3 and cfg.actor_lr == 1e-3 and cfg.critic_lr == 1e-3
+    cfg = SACConfig.build(algo="sac-v1", learning_rate=1e-3, value_learning_rate=5e-3)
+    assert cfg.algo_config.value_learning_rate == 5e-3 and cfg.actor_lr == 1e-3 and cfg.critic_lr == 1e-3
 
 
 # ----------------------------------------------------------------------------- 7. update_many

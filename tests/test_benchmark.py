@@ -160,7 +160,7 @@ def test_a_built_in_suite_loads_as_its_file_says_and_its_run_configs_validate(su
     (USER_SUITE.replace("total_steps = 400", "total_steps = -5"), "total_steps must be a positive integer"),
     (USER_SUITE.replace("seeds = [3]", "seeds = [1, 1]"), "seeds must be a non-empty list of distinct"),
     (USER_SUITE.replace("batch_size = 16", "batch_size = 0"), "batch_size must be a positive integer"),
-    (USER_SUITE.replace("batch_size = 16", "batchsize = 16"), "unknown config field(s) batchsize"),
+    (USER_SUITE.replace("batch_size = 16", "batchsize = 16"), "Unknown config field(s) batchsize"),
     (USER_SUITE.replace("batch_size = 16", "total_steps = 16"), "[config] cannot set total_steps"),
     (USER_SUITE.replace("400 = -1234", "400 = [1, 2, 3]"), "must be an env step = a return or [low, high]"),
     (USER_SUITE.replace('preset = "paper"', 'preset = "papr"'), "preset"),

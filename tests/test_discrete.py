@@ -47,8 +47,8 @@ def test_discrete_losses_on_a_hand_made_batch():
 
 
 def _agent_and_batch(**cfg_changes):
-    cfg = SACConfig(algo="sac-discrete", hidden_sizes=(16, 16), batch_size=6, gamma=0.95, **cfg_changes)
-    agent = SACDiscrete(cfg, obs_dim=3, action_dim=4)
+    cfg = SACConfig.build(algo="sac-discrete", hidden_sizes=(16, 16), batch_size=6, gamma=0.95, **cfg_changes)
+    agent = SACDiscrete(cfg.with_algorithm_defaults(), obs_dim=3, action_dim=4)
     rng = np.random.default_rng(0)
     batch = Batch(obs=jnp.asarray(rng.standard_normal((6, 3)), jnp.float32),
                   action=jnp.asarray(rng.integers(0, 4, (6, 1)), jnp.float32),
@@ -87,7 +87,7 @@ def test_default_target_entropy_is_a_fraction_of_log_num_actions():
     agent, _, _ = _agent_and_batch(target_entropy_scale=0.3)
     assert agent.target_entropy == pytest.approx(0.3 * math.log(4))
     with pytest.raises(SoftacError, match="target_entropy_scale"):
-        SACConfig(target_entropy_scale=1.0)
+        SACConfig.build(algo="sac-discrete", target_entropy_scale=1.0)
 
 
 def test_cartpole_trains_evaluates_and_resumes_through_the_shared_loop(tmp_path):
@@ -126,7 +126,7 @@ def test_discrete_sac_learns_the_soft_q_and_the_soft_optimal_policy_of_a_finite_
     mdp = FiniteMDPEnv()
     P, R = mdp.P, mdp.R
     one_hot = np.eye(len(R), dtype=np.float32)
-    sac = agent._sac
+    sac = agent.algorithm
     pi = np.asarray(sac.policy(agent.state.actor_params, one_hot)[0], np.float64)
     pi /= pi.sum(axis=1, keepdims=True)
     q = np.asarray(sac.critic.apply({"params": agent.state.critic_params}, one_hot), np.float64)

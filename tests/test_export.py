@@ -72,7 +72,7 @@ def test_onnx_and_npz_exports_act_as_the_loaded_agent(run_of, algo, tmp_path, ca
     run_dir = run_of(algo)
     agent = load_agent(run_dir)
     discrete = REGISTRY[algo].discrete
-    obs = random_observations(agent._sac.obs_dim)
+    obs = random_observations(agent.algorithm.obs_dim)
     want = agent.act(obs, deterministic=True)
 
     export(run_dir, "npz", tmp_path / "policy.npz", capsys)

@@ -12,7 +12,7 @@ import pytest
 from softac import SoftacError, load_agent, resume, train
 from softac.algos.registry import make_agent
 from softac.checkpoint import load_checkpoint
-from softac.envs import make_config_env, make_env, space_dims
+from softac.envs import make_config_env, space_dims
 from softac.evaluate import read_run_config
 from softac.logger import LOOP_COLUMNS, read_metrics
 from tests.conftest import tiny_config

@@ -1,5 +1,6 @@
-"""What every algorithm shares: the minibatch, the agent interface the trainer relies on, the
-registry entry that declares an algorithm, the one optimiser step, and the temperature step.
+"""What every algorithm shares: the minibatch, the agent interface the trainer relies on, the one
+optimiser step, the temperature step and the export of a policy as layers (the registry entry that
+declares an algorithm is `softac.algos.spec`).
 
 An agent is a set of pure functions over a state pytree (a `flax.struct.dataclass`): everything
 that changes during training is in the state, so an update is `state, batch -> new_state, metrics`
@@ -10,8 +11,7 @@ Equations: docs/algorithms.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +19,7 @@ import optax
 
 from softac.algos.sac import losses as sac_losses
 from softac.distributions import squashed_gaussian_mode, squashed_gaussian_sample
+from softac.export_layers import mlp_layers
 
 if TYPE_CHECKING:
     from softac.config import SACConfig
@@ -72,32 +73,9 @@ class Agent(Protocol):
     def deterministic_action(self, policy: Any, obs: jax.Array) -> jax.Array:
         """The evaluation action in the stored form: tanh(mean) for Box actions, argmax for Discrete."""
 
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    """One registered algorithm: the registry (`softac.algos.REGISTRY`) is the one place it is named.
-
-    name: the value of `--algo`; agent: its class (implements `Agent`); discrete: True if it handles
-    Discrete action spaces, False for Box; metrics: the names its update may return, each a column of
-    metrics.csv (an update returning any other name is an error); config_defaults: values of the
-    algorithm-dependent `SACConfig` fields (those whose default is None, "the algorithm's default")
-    that this algorithm uses when the user does not set them; summary: one line for `--help`.
-    """
-
-    name: str
-    agent: Callable[..., Agent]
-    discrete: bool
-    metrics: tuple[str, ...]
-    summary: str
-    config_defaults: dict[str, Any] = field(default_factory=dict)
-
-
-# The metrics of the twin-critic algorithms with a learned temperature (alpha_loss only when it is learned).
-SOFT_ACTOR_CRITIC_METRICS = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha_loss", "alpha")
-
-# What every algorithm uses unless its spec says otherwise (the published SAC v2 settings).
-COMMON_DEFAULTS = {"learning_rate": 3e-4, "adam_beta1": 0.9, "policy_delay": 1, "critic_hidden_sizes": None,
-                   "network_init": "flax"}
+    def policy_layers(self, policy: Any) -> list[dict]:
+        """The actor network of `policy` as the layer list of softac/numpy_policy.py: obs -> the actor's output
+        (mean and log-std side by side for Box actions, logits for Discrete); `softac export` writes it."""
 
 
 def apply_gradients(optimizer: optax.GradientTransformation, params, opt_state, grads):
@@ -121,6 +99,7 @@ class AgentBase:
     policy_fields: tuple[str, ...] = ("actor_params",)
 
     def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
+        cfg = cfg.with_algorithm_defaults()  # every algorithm-dependent setting concrete (registry.make_agent's)
         self.cfg = cfg
         self.obs_dim = obs_dim
         self.action_dim = action_dim
@@ -129,6 +108,11 @@ class AgentBase:
         self.initial_alpha = cfg.initial_alpha if fixed_alpha is None else fixed_alpha
         self.target_entropy = float(self.default_target_entropy() if cfg.target_entropy is None else cfg.target_entropy)
         self.alpha_optimizer = adam(cfg, cfg.alpha_lr)
+
+    def policy_layers(self, policy) -> list[dict]:
+        """The actor as numpy layers: the `MLP` of SquashedGaussianActor / CategoricalActor (agents with another
+        actor override this)."""
+        return mlp_layers(policy["MLP_0"], len(self.cfg.hidden_sizes))
 
     def default_target_entropy(self) -> float:
         """Hbar = -|A| for continuous actions (2018b)."""

@@ -1,37 +1,45 @@
 """The registry: every algorithm softac trains, by the name `--algo` takes. Adding an algorithm is one
-subpackage of `softac.algos` and one entry here; the trainer, replay buffer, checkpoints, seeds axis,
-CLI, logs and the contract tests (tests/test_algorithm_contract.py) then serve it."""
+subpackage of `softac.algos` (its params, networks, losses and agent) and one entry here; the trainer,
+replay buffer, checkpoints, seeds axis, CLI flags, config.json, presets, sweeps, export and the contract
+tests (tests/test_algorithm_contract.py) then serve it.
+
+This module imports no JAX: an entry names its agent class by import path (loaded by `make_agent`) and
+its hyperparameters by their light dataclass, so the command line can parse and check flags first.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from softac.algos.base import SOFT_ACTOR_CRITIC_METRICS, Agent, AlgorithmSpec
-from softac.algos.crossq.agent import CrossQ
-from softac.algos.sac.agent import SAC
-from softac.algos.sac_discrete.agent import SACDiscrete
-from softac.algos.sac_v1.agent import SACV1
+from softac.algos.crossq.params import CrossQParams
+from softac.algos.sac_discrete.params import SACDiscreteParams
+from softac.algos.sac_v1.params import SACV1Params
+from softac.algos.spec import COMMON_DEFAULTS, SOFT_ACTOR_CRITIC_METRICS, AlgorithmSpec
 from softac.errors import SoftacError
 
 if TYPE_CHECKING:
+    from softac.algos.base import Agent
     from softac.config import SACConfig
     from softac.envs import ActionSpec
 
 REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
-    AlgorithmSpec("sac", SAC, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+    AlgorithmSpec("sac", "softac.algos.sac.agent:SAC", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
                   summary="twin Q targets, learned temperature (Haarnoja et al. 2018b)",
                   # HalfCheetah-v5, 100k steps, 3 seeds: 5,278 +- 338 with PyTorch's initialisation, 4,400 +- 151
-                  # with flax's (README, "Initialisation").
+                  # with flax's (docs/benchmarks.md, "Initialisation").
                   config_defaults={"network_init": "pytorch"}),
-    AlgorithmSpec("sac-v1", SACV1, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS + ("value_loss", "v_mean"),
-                  summary="state-value network V and target V, fixed temperature (2018a, Algorithm 1)"),
-    AlgorithmSpec("sac-discrete", SACDiscrete, discrete=True, metrics=SOFT_ACTOR_CRITIC_METRICS,
-                  summary="categorical policy, exact expectations (Christodoulou 2019)"),
-    AlgorithmSpec("crossq", CrossQ, discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+    AlgorithmSpec("sac-v1", "softac.algos.sac_v1.agent:SACV1", discrete=False,
+                  metrics=SOFT_ACTOR_CRITIC_METRICS + ("value_loss", "v_mean"),
+                  summary="state-value network V and target V, fixed temperature (2018a, Algorithm 1)",
+                  params=SACV1Params),
+    AlgorithmSpec("sac-discrete", "softac.algos.sac_discrete.agent:SACDiscrete", discrete=True,
+                  metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="categorical policy, exact expectations (Christodoulou 2019)", params=SACDiscreteParams),
+    AlgorithmSpec("crossq", "softac.algos.crossq.agent:CrossQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
                   summary="no target networks, Batch Renormalization, joint forward pass (Bhatt et al. 2024)",
-                  # The authors' settings: lr 1e-3, Adam beta1 0.5, actor every 3rd critic step, 2048-wide critics.
-                  config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "policy_delay": 3,
-                                   "critic_hidden_sizes": (2048, 2048)}),
+                  # The authors' settings: lr 1e-3, Adam beta1 0.5, 2048-wide critics (policy delay 3: CrossQParams).
+                  config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "critic_hidden_sizes": (2048, 2048)},
+                  params=CrossQParams),
 )}
 
 #: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).
@@ -48,6 +56,29 @@ def get_spec(name: str) -> AlgorithmSpec:
     return REGISTRY[name]
 
 
+def algorithm_defaults(algo: str) -> dict[str, Any]:
+    """The values of the algorithm-dependent shared fields for `algo` (the SAC ones for 'auto')."""
+    spec = REGISTRY.get(algo)
+    return {**COMMON_DEFAULTS, **(spec.config_defaults if spec is not None else {})}
+
+
+def owners_of(param_name: str) -> tuple[str, ...]:
+    """The algorithms that have a hyperparameter of this name of their own."""
+    return tuple(name for name, spec in REGISTRY.items() if param_name in spec.param_names())
+
+
+def all_param_fields() -> dict[str, list[tuple[str, Any]]]:
+    """Every algorithm's own hyperparameter by name: name -> [(algorithm, dataclass field), ...]."""
+    import dataclasses
+
+    fields: dict[str, list[tuple[str, Any]]] = {}
+    for name, spec in REGISTRY.items():
+        if spec.params is not None:
+            for f in dataclasses.fields(spec.params):
+                fields.setdefault(f.name, []).append((name, f))
+    return fields
+
+
 def resolve_algo(cfg: "SACConfig", spec: "ActionSpec") -> "SACConfig":
     """`cfg` with algo 'auto' replaced by the algorithm of the action space and the algorithm's defaults
     filled in (every field concrete, as config.json records it); SoftacError on a mismatch."""
@@ -61,9 +92,9 @@ def resolve_algo(cfg: "SACConfig", spec: "ActionSpec") -> "SACConfig":
     return cfg.replace(algo=algo).with_algorithm_defaults()
 
 
-def make_agent(cfg: "SACConfig", obs_dim: int, action_dim: int) -> Agent:
+def make_agent(cfg: "SACConfig", obs_dim: int, action_dim: int) -> "Agent":
     """The agent of `cfg.algo` (resolved, not 'auto') for these observation and action sizes."""
-    return get_spec(cfg.algo).agent(cfg.with_algorithm_defaults(), obs_dim, action_dim)
+    return get_spec(cfg.algo).agent_class()(cfg.with_algorithm_defaults(), obs_dim, action_dim)
 
 
 def metric_names() -> tuple[str, ...]:

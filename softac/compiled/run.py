@@ -259,7 +259,7 @@ class CompiledAgent(Agent):
     def evaluate(self, episodes: int = 10, seed: int = 0) -> np.ndarray:
         """Returns of `episodes` deterministic episodes; episode i is reset with PRNGKey(seed + i)."""
         policies = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], self.policy)
-        returns = jax.jit(lambda p, s: evaluate_policies(self.env, self._sac, p, s, episodes))(
+        returns = jax.jit(lambda p, s: evaluate_policies(self.env, self.algorithm, p, s, episodes))(
             policies, jnp.asarray([seed], jnp.int32))
         return np.asarray(returns[0], np.float64)
 

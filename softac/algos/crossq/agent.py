@@ -25,7 +25,8 @@ import optax
 
 from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients
 from softac.algos.crossq import losses
-from softac.algos.crossq.networks import NormalisedCritic, NormalisedSquashedGaussianActor
+from softac.algos.crossq.export import normalised_mlp_layers
+from softac.algos.crossq.networks import BatchRenorm, NormalisedCritic, NormalisedSquashedGaussianActor
 from softac.algos.sac import losses as sac_losses
 from softac.distributions import squashed_gaussian_sample
 from softac.networks import critic_ensemble
@@ -58,7 +59,8 @@ class CrossQ(SquashedGaussianAgent):
 
     def __init__(self, cfg: "SACConfig", obs_dim: int, action_dim: int):
         super().__init__(cfg, obs_dim, action_dim)
-        norm = {"momentum": cfg.batch_norm_momentum, "warmup_steps": cfg.renorm_warmup_steps,
+        params = cfg.algo_config
+        norm = {"momentum": params.batch_norm_momentum, "warmup_steps": params.renorm_warmup_steps,
                 "initialization": cfg.network_init}
         actor_sizes = tuple(cfg.hidden_sizes)
         self.actor = NormalisedSquashedGaussianActor(actor_sizes, action_dim, train=False, **norm)
@@ -67,13 +69,18 @@ class CrossQ(SquashedGaussianAgent):
         self.critic_train = critic_ensemble(cfg.critic_sizes, critic=NormalisedCritic, train=True, **norm)
         self.actor_optimizer = adam(cfg, cfg.actor_lr)
         self.critic_optimizer = adam(cfg, cfg.critic_lr)
-        self.policy_delay = cfg.actor_update_delay
+        self.policy_delay = params.policy_delay
 
     def policy_of(self, state: CrossQState) -> dict:
         return {"params": state.actor_params, "batch_stats": state.actor_batch_stats}
 
     def actor_variables(self, policy) -> dict:
         return policy
+
+    def policy_layers(self, policy) -> list[dict]:
+        """The actor's NormalisedMLP in evaluation mode (its running statistics) as numpy layers."""
+        return normalised_mlp_layers(policy["params"]["NormalisedMLP_0"], policy["batch_stats"]["NormalisedMLP_0"],
+                                     len(self.cfg.hidden_sizes), BatchRenorm.epsilon)
 
     def init(self, key: jax.Array) -> CrossQState:
         actor_key, critic_key, key = jax.random.split(key, 3)

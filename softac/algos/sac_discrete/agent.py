@@ -43,7 +43,7 @@ class SACDiscrete(AgentBase):
 
     def default_target_entropy(self) -> float:
         """Hbar = target_entropy_scale * log|A| (a fraction of the uniform policy's entropy)."""
-        return self.cfg.target_entropy_scale * math.log(self.action_dim)
+        return self.cfg.algo_config.target_entropy_scale * math.log(self.action_dim)
 
     def policy(self, actor_params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(pi(.|s), log pi(.|s)), each [..., A]."""

@@ -59,7 +59,7 @@ class SACV1(SquashedGaussianAgent):
         self.value = MLP(tuple(cfg.critic_sizes), 1, cfg.network_init)
         self.actor_optimizer = adam(cfg, cfg.actor_lr)
         self.critic_optimizer = adam(cfg, cfg.critic_lr)
-        self.value_optimizer = adam(cfg, cfg.value_lr)
+        self.value_optimizer = adam(cfg, cfg.algo_config.value_learning_rate or cfg.base_learning_rate)
 
     def state_value(self, value_params, obs: jax.Array) -> jax.Array:
         """V(s): [..., obs_dim] -> [...]."""
