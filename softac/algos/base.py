@@ -11,7 +11,7 @@ Equations: docs/algorithms.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +34,15 @@ class Batch(NamedTuple):
     reward: jax.Array  # [B]
     next_obs: jax.Array  # [B, obs_dim]
     terminated: jax.Array  # [B], 1.0 where the episode ended in a terminal state (not a time limit)
+    #: [B] the discount of the bootstrap, gamma^k for a target k env steps ahead (n-step returns); None: gamma
+    #: for every transition (one-step targets). Losses take it in place of gamma (`bootstrap_discount`).
+    discount: Optional[jax.Array] = None
+
+
+def bootstrap_discount(batch: Batch, gamma: float):
+    """The discount of each transition's bootstrap: batch.discount ([B], gamma^k for an n-step target that
+    spans k env steps) or, for one-step batches, the scalar gamma."""
+    return gamma if batch.discount is None else batch.discount
 
 
 class Agent(Protocol):

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients
+from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients, bootstrap_discount
 from softac.algos.crossq import losses
 from softac.algos.crossq.export import normalised_mlp_layers
 from softac.algos.crossq.networks import BatchRenorm, NormalisedCritic, NormalisedSquashedGaussianActor
@@ -121,7 +121,7 @@ class CrossQ(SquashedGaussianAgent):
                 jnp.concatenate([batch.obs, batch.next_obs]), jnp.concatenate([batch.action, next_action]),
                 mutable=["batch_stats"])
             loss, info = losses.crossq_critic_loss(q_joint, batch.reward, batch.terminated, next_log_prob,
-                                                   alpha, self.cfg.gamma)
+                                                   alpha, bootstrap_discount(batch, self.cfg.gamma))
             return loss, (info, changed["batch_stats"])
 
         critic_grads, (critic_info, critic_batch_stats) = jax.grad(critic_objective, has_aux=True)(

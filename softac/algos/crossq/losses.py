@@ -20,7 +20,7 @@ def split_joint_q(q_joint: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def crossq_critic_loss(q_joint: jax.Array, reward: jax.Array, terminated: jax.Array, next_log_prob: jax.Array,
-                       alpha: jax.Array, gamma: float) -> tuple[jax.Array, dict]:
+                       alpha: jax.Array, gamma: float | jax.Array) -> tuple[jax.Array, dict]:
     """J_Q = sum_i E[ 1/2 (Q_i(s, a) - sg(y))^2 ],  y = r + gamma (1 - terminated) (min_i Q_i(s', a') - alpha log pi(a'|s')).
 
     q_joint: [N, 2B] the online critics over the joint batch; reward, terminated, next_log_prob: [B].

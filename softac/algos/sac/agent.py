@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients
+from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients, bootstrap_discount
 from softac.algos.sac import losses
 from softac.networks import SquashedGaussianActor, critic_ensemble
 
@@ -93,7 +93,7 @@ class SAC(SquashedGaussianAgent):
         next_action, next_log_prob = self.sample_action(state.actor_params, batch.next_obs, next_key)
         next_target_q = self.q_values(state.target_critic_params, batch.next_obs, next_action)
         target = losses.soft_q_target(batch.reward, batch.terminated, next_target_q, next_log_prob,
-                                      alpha, self.cfg.gamma)
+                                      alpha, bootstrap_discount(batch, self.cfg.gamma))
         critic_grads, critic_info = jax.grad(
             lambda p: losses.critic_loss(self.q_values(p, batch.obs, batch.action), target), has_aux=True
         )(state.critic_params)

@@ -16,11 +16,12 @@ def soft_q_target(
     next_target_q: jax.Array,
     next_log_prob: jax.Array,
     alpha: jax.Array,
-    gamma: float,
+    gamma: float | jax.Array,
 ) -> jax.Array:
     """Soft Bellman target y = r + gamma (1 - terminated) (min_i Qbar_i(s', a') - alpha log pi(a'|s')).
 
-    reward, terminated, next_log_prob: [B]; next_target_q: [N, B] (target critics at a' ~ pi(.|s')).
+    reward, terminated, next_log_prob: [B]; next_target_q: [N, B] (target critics at a' ~ pi(.|s')); gamma a
+    scalar, or [B] per transition (gamma^k for an n-step target, with r the discounted k-step reward).
     Only `terminated` cuts the bootstrap: a transition cut off by a time limit (truncated) is stored
     with terminated = 0 and bootstraps from its true next observation. Returns [B].
     """

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import jax
 import jax.numpy as jnp
 
-from softac.algos.base import AgentBase, Batch, adam, apply_gradients
+from softac.algos.base import AgentBase, Batch, adam, apply_gradients, bootstrap_discount
 from softac.algos.sac import losses
 from softac.algos.sac.agent import AgentState, fresh_twin_critic_state
 from softac.algos.sac_discrete import losses as losses_discrete
@@ -75,7 +75,7 @@ class SACDiscrete(AgentBase):
         next_probs, next_log_probs = self.policy(state.actor_params, batch.next_obs)
         next_target_q = self.critic.apply({"params": state.target_critic_params}, batch.next_obs)
         target = losses_discrete.discrete_soft_q_target(batch.reward, batch.terminated, next_probs, next_log_probs,
-                                                        next_target_q, alpha, self.cfg.gamma)
+                                                        next_target_q, alpha, bootstrap_discount(batch, self.cfg.gamma))
 
         def critic_objective(critic_params):
             q = self.critic.apply({"params": critic_params}, batch.obs)

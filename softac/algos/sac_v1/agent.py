@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients
+from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients, bootstrap_discount
 from softac.algos.sac import losses
 from softac.algos.sac_v1 import losses as losses_v1
 from softac.networks import MLP, SquashedGaussianActor, critic_ensemble
@@ -109,7 +109,7 @@ class SACV1(SquashedGaussianAgent):
 
         # J_Q at theta, towards r + gamma (1 - terminated) V_psibar(s').
         q_target = losses_v1.value_based_q_target(
-            batch.reward, batch.terminated, self.state_value(state.target_value_params, batch.next_obs), self.cfg.gamma)
+            batch.reward, batch.terminated, self.state_value(state.target_value_params, batch.next_obs), bootstrap_discount(batch, self.cfg.gamma))
         critic_grads, critic_info = jax.grad(
             lambda p: losses.critic_loss(self.critic.apply({"params": p}, batch.obs, batch.action), q_target),
             has_aux=True,

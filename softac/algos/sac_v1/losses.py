@@ -27,7 +27,7 @@ def value_loss(v: jax.Array, target: jax.Array) -> tuple[jax.Array, dict]:
     return loss, {"value_loss": loss, "v_mean": jnp.mean(v)}
 
 
-def value_based_q_target(reward: jax.Array, terminated: jax.Array, next_target_v: jax.Array, gamma: float) -> jax.Array:
+def value_based_q_target(reward: jax.Array, terminated: jax.Array, next_target_v: jax.Array, gamma: float | jax.Array) -> jax.Array:
     """Qhat(s,a) = r + gamma (1 - terminated) V_psibar(s'); all [B].
 
     Only `terminated` cuts the bootstrap; a time-limit cut-off bootstraps from V_psibar of its true
