@@ -1,18 +1,19 @@
 # Two commands on a fresh machine with only Python and pip:
 #   make train   - virtual environment, install, train SAC on Pendulum-v1 (about a minute), evaluate, plot
-#   make test    - virtual environment, install with the test extras and the optional ones (ray, export, video, jax-envs), run the test suite
+#   make test    - virtual environment, install with the test extras and the optional ones (ray, export, video, jax-envs, docs), run the test suite
+#   make docs    - build the documentation site (MkDocs + Material + mkdocstrings) in strict mode into site/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install train test bench clean
+.PHONY: install train test bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -e ".[test,ray,export,video,jax-envs]"
+	$(BIN)/python -m pip install -e ".[test,ray,export,video,jax-envs,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,8 +24,11 @@ train: install
 test: install
 	$(BIN)/python -m pytest -q
 
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: install
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site
