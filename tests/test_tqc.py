@@ -148,21 +148,18 @@ def test_train_help_lists_the_quantile_flags(tmp_path):
 
 @pytest.mark.slow
 def test_tqc_pendulum_reaches_minus_250_within_8000_steps_on_two_seeds(tmp_path):
-    # The `pendulum` preset's settings (lr 1e-3, 1000 warm-up steps, 8000 env steps, evaluation every 2000
-    # steps with 10 deterministic episodes) with TQC's defaults (2 critics x 25 atoms, 2 dropped per
-    # critic); seeds 0 and 1 trained at once.
+    # The `pendulum` preset's settings (lr 1e-3, 1000 warm-up steps, at most 8000 env steps, evaluation every
+    # 2000 steps with 10 deterministic episodes) with TQC's defaults (2 critics x 25 atoms, 2 dropped per
+    # critic); seeds 0 and 1 trained at once. Training stops at the first evaluation where both seeds reach
+    # -250 (about 4000 steps when it passes, 8000 when it fails), as the CartPole learning test does.
     cfg = preset("pendulum").replace(algo="tqc", seeds=(0, 1), run_root=str(tmp_path), progress=False,
-                                     tensorboard=False)
-    assert cfg.total_steps == 8000 and cfg.eval_episodes == 10
+                                     tensorboard=False, stop_at_eval_return=-250.0)
+    assert cfg.total_steps == 8000 and cfg.eval_every == 2000 and cfg.eval_episodes == 10
     start = time.perf_counter()
     run_dirs = train(cfg)
     elapsed = time.perf_counter() - start
     assert len(run_dirs) == 2
-    finals = []
-    for run_dir in run_dirs:
-        evals = [(r["env_step"], r["eval_return_mean"]) for r in read_metrics(run_dir)
-                 if r["eval_return_mean"] is not None]
-        print(f"{run_dir.name}: {evals} ({elapsed:.0f} s for both seeds)")
-        assert evals[-1][0] == 8000
-        finals.append(evals[-1][1])
-    assert all(ret >= -250 for ret in finals), finals
+    curves = [[(r["env_step"], r["eval_return_mean"]) for r in read_metrics(run_dir)
+               if r["eval_return_mean"] is not None] for run_dir in run_dirs]
+    print(f"evaluations (env step, mean return) of seeds 0 and 1: {curves}; {elapsed:.0f} s for both")
+    assert all(curve[-1][0] <= 8000 and curve[-1][1] >= -250 for curve in curves), curves
