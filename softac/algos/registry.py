@@ -15,6 +15,7 @@ from softac.algos.crossq.params import CrossQParams
 from softac.algos.sac_discrete.params import SACDiscreteParams
 from softac.algos.sac_v1.params import SACV1Params
 from softac.algos.spec import COMMON_DEFAULTS, SOFT_ACTOR_CRITIC_METRICS, AlgorithmSpec
+from softac.algos.tqc.params import TQCParams
 from softac.errors import SoftacError
 
 if TYPE_CHECKING:
@@ -40,6 +41,11 @@ REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                   # The authors' settings: lr 1e-3, Adam beta1 0.5, 2048-wide critics (policy delay 3: CrossQParams).
                   config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "critic_hidden_sizes": (2048, 2048)},
                   params=CrossQParams),
+    AlgorithmSpec("tqc", "softac.algos.tqc.agent:TQC", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="truncated mixture of quantile critics, learned temperature (Kuznetsov et al. 2020)",
+                  # SAC's shared settings as sb3-contrib (lr 3e-4, batch 256, tau 0.005); network_init left at
+                  # flax's (SBX's): no TQC benchmark of the two initialisations yet.
+                  params=TQCParams),
 )}
 
 #: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).

@@ -1,0 +1,71 @@
+"""The losses of TQC (Kuznetsov et al., ICML 2020) as pure functions of arrays, one per equation of
+docs/algorithms.md, "TQC (Kuznetsov et al., ICML 2020)".
+
+Shapes: B is the batch size, N the number of critics, M the atoms per critic, d the atoms dropped per
+critic and K = N (M - d) the atoms kept in the target. Critic outputs are atoms [N, B, M]. Losses
+return (scalar loss, info dict).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def truncated_target_atoms(next_target_atoms: jax.Array, top_quantiles_to_drop: int) -> jax.Array:
+    """The pooled atoms of the target critics at (s', a'), sorted, with the d N largest dropped:
+    z_(1) <= ... <= z_(K), K = N (M - d), out of the N M atoms theta^m_{psibar_n}(s', a').
+
+    next_target_atoms: [N, B, M]; top_quantiles_to_drop: d, atoms dropped per critic. Returns [B, K].
+    """
+    n_critics, batch_size, n_quantiles = next_target_atoms.shape
+    pooled = jnp.moveaxis(next_target_atoms, 0, 1).reshape(batch_size, n_critics * n_quantiles)
+    return jnp.sort(pooled, axis=-1)[:, :n_critics * (n_quantiles - top_quantiles_to_drop)]
+
+
+def target_atoms(reward: jax.Array, terminated: jax.Array, truncated_atoms: jax.Array, next_log_prob: jax.Array,
+                 alpha: jax.Array, gamma: float | jax.Array) -> jax.Array:
+    """The atoms of the target distribution, y_i = r + gamma (1 - terminated) (z_(i) - alpha log pi(a'|s')).
+
+    reward, terminated, next_log_prob: [B] (log pi of a' ~ pi(.|s')); truncated_atoms: [B, K] from
+    `truncated_target_atoms`; gamma a scalar, or [B] per transition (gamma^k for an n-step target). Only
+    `terminated` cuts the bootstrap (a time limit does not). Returns [B, K].
+    """
+    gamma = jnp.asarray(gamma)[..., None]
+    next_soft_atoms = truncated_atoms - alpha * next_log_prob[:, None]
+    return reward[:, None] + gamma * (1.0 - terminated[:, None]) * next_soft_atoms
+
+
+def quantile_midpoints(n_quantiles: int) -> jax.Array:
+    """tau_m = (2m + 1) / (2M) for m = 0, ..., M-1: the quantile levels the M atoms of a critic estimate. [M]"""
+    return (2.0 * jnp.arange(n_quantiles, dtype=jnp.float32) + 1.0) / (2.0 * n_quantiles)
+
+
+def quantile_huber_loss(atoms: jax.Array, target: jax.Array) -> tuple[jax.Array, dict]:
+    """J_Z = mean over b, n, m, i of rho_{tau_m}(y_i(b) - theta^m_n(s_b, a_b)), the quantile Huber loss (kappa = 1):
+
+        rho_tau(u) = |tau - 1{u < 0}| L(u),   L(u) = u^2 / 2 if |u| <= 1, else |u| - 1/2.
+
+    atoms: [N, B, M] the critics at the stored (s, a); target: [B, K] the target atoms (a constant here).
+    Normalised as sb3-contrib's TQC: the mean over the batch, the critics, the atoms and the target atoms
+    (the paper's per-critic loss, 1/(K M) times its sum over m and i, averaged over the N critics).
+    """
+    target = jax.lax.stop_gradient(target)
+    taus = quantile_midpoints(atoms.shape[-1])
+    delta = target[None, :, None, :] - atoms[..., None]  # [N, B, M, K]: u = y_i - theta^m_n
+    abs_delta = jnp.abs(delta)
+    huber = jnp.where(abs_delta > 1.0, abs_delta - 0.5, 0.5 * delta ** 2)
+    weight = jnp.abs(taus[:, None] - (delta < 0.0).astype(atoms.dtype))
+    loss = jnp.mean(weight * huber)
+    return loss, {"critic_loss": loss, "q_mean": jnp.mean(atoms)}
+
+
+def actor_loss(atoms: jax.Array, log_prob: jax.Array, alpha: jax.Array) -> tuple[jax.Array, dict]:
+    """J_pi = E_s[ alpha log pi(a|s) - 1/(N M) sum_{n, m} theta^m_n(s, a) ], a ~ pi(.|s) reparameterised: the
+    mean over all atoms of all critics, none dropped.
+
+    atoms: [N, B, M] the critics at the sampled actions, log_prob: [B]. alpha is a constant here.
+    """
+    q = jnp.mean(atoms, axis=(0, 2))
+    loss = jnp.mean(jax.lax.stop_gradient(alpha) * log_prob - q)
+    return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob)}
