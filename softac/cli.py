@@ -145,8 +145,7 @@ def config_from_args(args: argparse.Namespace) -> SACConfig:
 
 # ------------------------------------------------------------------------------ commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from softac.train import resume, train
-
+    # The arguments are checked before softac.train (JAX) is imported: a bad value is an error at once.
     if args.resume:
         names = config_field_names()
         changeable = ("total_steps", "progress", "print_evaluations")
@@ -155,11 +154,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             flags = ", ".join("--" + k.replace("_", "-") for k in others + (["preset"] if args.preset else []))
             raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed "
                               "(only --total-steps, --progress and --print-evaluations can).")
+        from softac.train import resume
+
         run_dirs = resume(args.resume, total_steps=getattr(args, "total_steps", None),
                           progress=getattr(args, "progress", None),
                           print_evaluations=getattr(args, "print_evaluations", None))
     else:
-        run_dirs = train(config_from_args(args))
+        cfg = config_from_args(args)
+        from softac.train import train
+
+        run_dirs = train(cfg)
     _report_runs(run_dirs)
     return 0
 
@@ -180,10 +184,10 @@ def _report_runs(run_dirs: Sequence[Path]) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from softac.evaluate import load_agent
-
     if args.episodes <= 0:
         raise SoftacError(f"--episodes must be positive, got {args.episodes}.")
+    from softac.evaluate import load_agent
+
     agent = load_agent(args.run_dir)
     if args.video is not None:  # the same episodes, rendered: DIR/episode-<i>.mp4 (softac.video)
         from softac.video import record_episodes
@@ -216,7 +220,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from softac.algos.registry import algorithm_names
-    from softac.throughput import run_benchmark
 
     names = algorithm_names()
     algos = tuple(a for a in args.algos.split(",") if a)
@@ -226,6 +229,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown or not algos:
         raise SoftacError(f"--algos must name algorithms among {', '.join(names)}, got {args.algos!r}.")
     num_envs = _parse_positive_list(args.num_envs, "--num-envs")
+    from softac.throughput import run_benchmark
+
     run_benchmark(env_id=args.env, train_steps=args.train_steps, learning_starts=args.learning_starts,
                   update_repeats=args.update_repeats, algos=algos, num_seeds=args.seeds, num_envs=num_envs)
     return 0

@@ -220,7 +220,8 @@ def _trial_main(config: dict) -> None:
     from softac.callbacks import Callback
     from softac.checkpoint import checkpoint_step
     from softac.logger import read_metrics
-    from softac.train import named_run_dirs, train_or_resume  # JAX's CPU client starts after the pinning
+    from softac.rundir import named_run_dirs
+    from softac.train import train_or_resume  # JAX's CPU client starts after the pinning
 
     cfg = SACConfig.from_dict(spec["config"])
     dirs = named_run_dirs(cfg)

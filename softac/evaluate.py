@@ -1,4 +1,5 @@
-"""Deterministic evaluation, and loading a trained agent from a run directory.
+"""Deterministic evaluation, and loading a trained agent from a run directory (`load_agent`: an `Agent`, or
+for a gymnax/Brax run a `CompiledAgent`, whose evaluation runs compiled).
 
 Evaluation runs all episodes of all seeds in lockstep: one jitted call of the deterministic
 policy tanh(mean) per environment step for every (seed, episode) pair at once. Episode i of an
@@ -8,7 +9,6 @@ initial states and evaluation returns along a learning curve are comparable.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -21,11 +21,11 @@ from softac.algos.base import Agent as AgentBase
 from softac.algos.registry import make_agent
 from softac.checkpoint import read_checkpoint_agent, read_checkpoint_policy
 from softac.compiled import is_jax_env
+from softac.compiled.envs import JaxEnv, make_jax_env
+from softac.compiled.loop import evaluate_policies
 from softac.config import SACConfig
 from softac.envs import ActionSpec, action_spec, make_config_env, space_dims
-from softac.errors import SoftacError
-
-CONFIG_NAME = "config.json"
+from softac.rundir import read_run_config
 
 
 def run_episodes(
@@ -112,30 +112,10 @@ class Agent:
         return returns[0]
 
 
-def read_run_config(run_dir: str | Path) -> SACConfig:
-    """The config saved in a run directory; SoftacError if the directory is not a softac run."""
-    path = Path(run_dir) / CONFIG_NAME
-    if not Path(run_dir).is_dir():
-        raise SoftacError(f"Run directory {run_dir} does not exist.")
-    if not path.is_file():
-        raise SoftacError(f"{run_dir} is not a softac run directory ({CONFIG_NAME} is missing).")
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise TypeError("not a JSON object")
-        return SACConfig.from_dict(data)
-    except SoftacError:
-        raise
-    except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise SoftacError(f"The config in {run_dir} is unreadable ({type(exc).__name__}: {exc}).") from None
-
-
 def load_agent(run_dir: str | Path) -> Agent:
     """The agent of a run directory's latest checkpoint, ready to `act(obs, deterministic=True)`."""
     config = read_run_config(run_dir)
     if is_jax_env(config.env):  # gymnax:/brax: runs evaluate with the compiled episodes
-        from softac.compiled.run import load_agent as load_compiled_agent
-
         return load_compiled_agent(run_dir, config)
     env = make_config_env(config)
     obs_dim, action_dim = space_dims(env)
@@ -144,3 +124,26 @@ def load_agent(run_dir: str | Path) -> Agent:
     action_space = env.action_space
     env.close()
     return Agent(config, sac, sac.policy_of(state), action_space, Path(run_dir))
+
+
+class CompiledAgent(Agent):
+    """`Agent` for a gymnax/Brax run (softac.compiled): acts the same; `evaluate` runs the episodes compiled."""
+
+    def __init__(self, config: SACConfig, sac: AgentBase, policy, env: JaxEnv, run_dir: Optional[Path] = None):
+        super().__init__(config, sac, policy, env.action_space, run_dir)
+        self.env = env
+
+    def evaluate(self, episodes: int = 10, seed: int = 0) -> np.ndarray:
+        """Returns of `episodes` deterministic episodes; episode i is reset with PRNGKey(seed + i)."""
+        policies = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], self.policy)
+        returns = jax.jit(lambda p, s: evaluate_policies(self.env, self.algorithm, p, s, episodes))(
+            policies, jnp.asarray([seed], jnp.int32))
+        return np.asarray(returns[0], np.float64)
+
+
+def load_compiled_agent(run_dir: str | Path, config: SACConfig) -> CompiledAgent:
+    """The agent of a compiled run's latest checkpoint (what `load_agent` returns for it)."""
+    env = make_jax_env(config.env, config.env_kwargs_dict, config.flatten_obs)
+    sac = make_agent(config, env.obs_dim, env.spec.dim)
+    state = read_checkpoint_policy(run_dir, sac.init(jax.random.PRNGKey(0)), sac.policy_fields)
+    return CompiledAgent(config, sac, sac.policy_of(state), env, Path(run_dir))

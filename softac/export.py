@@ -43,7 +43,7 @@ import numpy as np
 
 from softac.errors import SoftacError
 from softac.numpy_policy import NumpyPolicy
-from softac.rundir import fsync_dir, write_bytes_durably
+from softac.rundir import CONFIG_NAME, fsync_dir, write_bytes_durably
 
 if TYPE_CHECKING:
     from softac.evaluate import Agent
@@ -162,7 +162,6 @@ def onnx_bytes(agent: "Agent") -> bytes:
 # ------------------------------------------------------------------------------ the output file
 def _is_checkpoint_dir(directory: Path) -> bool:
     from softac.checkpoint import CHECKPOINT_DIR
-    from softac.evaluate import CONFIG_NAME
 
     named = directory.name == CHECKPOINT_DIR or directory.name.startswith(f".{CHECKPOINT_DIR}.")
     return named and (directory.parent / CONFIG_NAME).is_file()
@@ -183,8 +182,6 @@ def _is_softac_export(path: Path) -> bool:
 def check_out_path(out: str | Path) -> Path:
     """`out` as a Path if an export may be written there; SoftacError for a directory, a path under a file, a
     path inside a run's checkpoint, or an existing file of a run directory that is not an earlier export."""
-    from softac.evaluate import CONFIG_NAME
-
     out = Path(out)
     if out.is_dir():
         raise SoftacError(f"{out} is a directory; give a file name such as {out / 'policy.onnx'}.")

@@ -201,7 +201,8 @@ def get_suite(name: str, envs: Optional[tuple[str, ...]] = None, total_steps: Op
 def run_env(suite: Suite, env_id: str, out_root: Path) -> list[Path]:
     """Train (or continue, or skip if finished) the seeds of one environment; returns their run directories."""
     from softac.checkpoint import checkpoint_step
-    from softac.train import named_run_dirs, train_or_resume
+    from softac.rundir import named_run_dirs
+    from softac.train import train_or_resume
 
     cfg = suite.run_config(env_id, out_root)
     steps = [checkpoint_step(d) for d in named_run_dirs(cfg)]
@@ -255,7 +256,7 @@ def _run_suite_on_ray(suite: Suite, out_root: Path, options, seeds_per_trial: Op
     <out_root>/<suite>/ray-<timestamp>): the run directories, not Tune's state, say what is done, so running
     the command again continues unfinished runs and leaves finished ones, whatever the step budget."""
     from softac.distributed import check_options, run_trials
-    from softac.train import named_run_dirs
+    from softac.rundir import named_run_dirs
 
     check_options(options)
     trials = suite_trials(suite, out_root, seeds_per_trial)
@@ -313,7 +314,7 @@ def env_summary(suite: Suite, run_dirs: list[Path]) -> dict:
 
 
 def _env_of(run_dir: Path) -> str:
-    from softac.evaluate import read_run_config
+    from softac.rundir import read_run_config
 
     return read_run_config(run_dir).env
 

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from softac.errors import SoftacError
-from softac.evaluate import read_run_config
+from softac.rundir import read_run_config
 from softac.figures import figure_path, save_figure
 from softac.logger import read_metrics
 

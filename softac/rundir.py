@@ -1,4 +1,8 @@
-"""The run directory on disk: one writer at a time, atomic small files, and leftovers of interrupted writes.
+"""The run directory on disk: its name and config, one writer at a time, atomic small files, and leftovers
+of interrupted writes.
+
+- A run directory per seed, `<env>__<algo>__seed<k>__<timestamp>` (or the run name) under `run_root`, made
+  by `create_run_dirs` with the seed's config in `config.json` (`read_run_config` reads it back).
 
 - One writer per run: the training process holds an advisory lock (`fcntl.flock`) on `.lock` in each
   run directory for the whole run and writes its pid into the file. A second writer fails at once
@@ -16,12 +20,16 @@ import contextlib
 import errno
 import fcntl
 import os
+import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from softac.config import SACConfig
 from softac.errors import SoftacError
 
+CONFIG_NAME = "config.json"
 LOCK_NAME = ".lock"
 _LEFTOVER_MARKERS = (".tmp-", ".new-", ".old-")
 
@@ -146,3 +154,65 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     fsync_dir(path.parent)
+
+
+# ------------------------------------------------------------------------------ names and config.json
+def run_dir_name(cfg: SACConfig, seed: int, timestamp: str) -> str:
+    """<env>__<algo>__seed<k>__<timestamp>, or <run_name>__seed<k> when a run name is given."""
+    if cfg.run_name:
+        return f"{cfg.run_name}__seed{seed}" if len(cfg.seed_list) > 1 else cfg.run_name
+    return f"{cfg.env.replace('/', '-')}__{cfg.algo}__seed{seed}__{timestamp}"
+
+
+def named_run_dirs(cfg: SACConfig) -> list[Path]:
+    """The run directories of a config with a `run_name` (one per seed), whether or not they exist yet."""
+    if not cfg.run_name:
+        raise ValueError("named_run_dirs needs a config with a run_name")
+    return [Path(cfg.run_root) / run_dir_name(cfg, seed, "") for seed in cfg.seed_list]
+
+
+def create_run_dirs(cfg: SACConfig) -> list[Path]:
+    """New, empty run directories, one per seed, each with its seed's config.json; never reuses an existing
+    directory."""
+    root = Path(cfg.run_root)
+    timestamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    names = [run_dir_name(cfg, seed, timestamp) for seed in cfg.seed_list]
+    if cfg.run_name:
+        taken = [n for n in names if (root / n).exists()]
+        if taken:
+            holder = lock_holder(root / taken[0])
+            busy = f" and is being trained by process {holder}" if holder is not None else ""
+            raise SoftacError(f"Run directory {root / taken[0]} already exists{busy}; choose another --run-name.")
+    dirs = []
+    for seed, name in zip(cfg.seed_list, names):
+        path, suffix = root / name, 1
+        try:
+            while True:
+                try:
+                    path.mkdir(parents=True, exist_ok=False)
+                    break
+                except FileExistsError:
+                    path, suffix = root / f"{name}-{suffix}", suffix + 1
+            write_text_atomic(path / CONFIG_NAME, cfg.replace(seed=seed, seeds=None).to_json())
+        except OSError as exc:
+            raise SoftacError(f"Cannot create run directory {path}: {exc.strerror or exc}.") from None
+        dirs.append(path)
+    return dirs
+
+
+def read_run_config(run_dir: str | Path) -> SACConfig:
+    """The config saved in a run directory; SoftacError if the directory is not a softac run."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not Path(run_dir).is_dir():
+        raise SoftacError(f"Run directory {run_dir} does not exist.")
+    if not path.is_file():
+        raise SoftacError(f"{run_dir} is not a softac run directory ({CONFIG_NAME} is missing).")
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        return SACConfig.from_dict(data)
+    except SoftacError:
+        raise
+    except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SoftacError(f"The config in {run_dir} is unreadable ({type(exc).__name__}: {exc}).") from None

@@ -272,7 +272,7 @@ def summarize(spec: SweepSpec, outcomes: Sequence[TrialOutcome] = ()) -> list[di
     results, the final env step, mean and std over seeds of the final and of the best evaluation, the wall
     time (longest of its trials), the trials' outcomes, and `best` (True on the best final mean)."""
     from softac.logger import read_metrics
-    from softac.train import named_run_dirs
+    from softac.rundir import named_run_dirs
 
     status = {o.name: o.status for o in outcomes}
     trials = sweep_trials(spec)
@@ -340,7 +340,7 @@ def format_table(rows: list[dict]) -> str:
 def plot_sweep(spec: SweepSpec, out: Path) -> Path:
     """One curve per grid point: mean evaluation return over its seeds, with the min-max band."""
     from softac.plot import plot_groups
-    from softac.train import named_run_dirs
+    from softac.rundir import named_run_dirs
 
     groups: dict[str, list[Path]] = {}
     trials = sweep_trials(spec)

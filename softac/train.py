@@ -35,10 +35,7 @@ keeps both busy, so softac keeps the exact order.)
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,13 +55,13 @@ from softac.compiled import run as compiled_run
 from softac.config import SACConfig
 from softac.envs import action_spec, capture_env_state, make_config_env, restore_env_state
 from softac.errors import SoftacError, TrainingInterrupted
-from softac.evaluate import CONFIG_NAME, make_deterministic_policy, read_run_config, run_episodes
+from softac.evaluate import make_deterministic_policy, run_episodes
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
+from softac.loop_driver import EVAL_SEED_OFFSET, format_return, progress_bar, stop_on_signals
 from softac.loop_schedule import ScheduledLoop, nonfinite_error
 from softac.replay import ReplayBuffer, check_buffer_fits
-from softac.rundir import lock_holder, locked_run_dirs, remove_leftovers, write_text_atomic
-
-EVAL_SEED_OFFSET = 100_000  # evaluation episode i of training seed s is reset with s + 100_000 + i
+from softac.rundir import (CONFIG_NAME, create_run_dirs, lock_holder, locked_run_dirs, named_run_dirs, read_run_config,
+                           remove_leftovers, write_text_atomic)
 
 
 @dataclass
@@ -150,76 +147,6 @@ def env_reset_seed(seed: int, env_index: int) -> int:
     return int(np.random.SeedSequence([seed, env_index]).generate_state(1)[0])
 
 
-def run_dir_name(cfg: SACConfig, seed: int, timestamp: str) -> str:
-    """<env>__<algo>__seed<k>__<timestamp>, or <run_name>__seed<k> when a run name is given."""
-    if cfg.run_name:
-        return f"{cfg.run_name}__seed{seed}" if len(cfg.seed_list) > 1 else cfg.run_name
-    return f"{cfg.env.replace('/', '-')}__{cfg.algo}__seed{seed}__{timestamp}"
-
-
-def _create_run_dirs(cfg: SACConfig) -> list[Path]:
-    """New, empty run directories, one per seed; never reuses an existing directory."""
-    root = Path(cfg.run_root)
-    timestamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    names = [run_dir_name(cfg, seed, timestamp) for seed in cfg.seed_list]
-    if cfg.run_name:
-        taken = [n for n in names if (root / n).exists()]
-        if taken:
-            holder = lock_holder(root / taken[0])
-            busy = f" and is being trained by process {holder}" if holder is not None else ""
-            raise SoftacError(f"Run directory {root / taken[0]} already exists{busy}; choose another --run-name.")
-    dirs = []
-    for seed, name in zip(cfg.seed_list, names):
-        path, suffix = root / name, 1
-        try:
-            while True:
-                try:
-                    path.mkdir(parents=True, exist_ok=False)
-                    break
-                except FileExistsError:
-                    path, suffix = root / f"{name}-{suffix}", suffix + 1
-            write_text_atomic(path / CONFIG_NAME, cfg.replace(seed=seed, seeds=None).to_json())
-        except OSError as exc:
-            raise SoftacError(f"Cannot create run directory {path}: {exc.strerror or exc}.") from None
-        dirs.append(path)
-    return dirs
-
-
-class _StopRequest:
-    """Set by SIGINT/SIGTERM: the loop checks `signum` once per env step and stops at the end of that step."""
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-        self.saving = False
-
-    def handle(self, signum: int, frame) -> None:
-        if self.signum is None:
-            self.signum = signum
-            print(f"softac: {signal.Signals(signum).name} received; stopping after this env step and saving "
-                  "checkpoints", file=sys.stderr, flush=True)
-        elif self.saving:
-            print("softac: still saving the checkpoints; exiting when they are written", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _stop_on_signals():
-    """A _StopRequest that SIGINT and SIGTERM set while the block runs (their previous handlers are restored
-    after). Python lets only the main thread install handlers: elsewhere (e.g. a Ray Tune trial) it never fires."""
-    stop = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    signums = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.getsignal(s) for s in signums}
-    for s in signums:
-        signal.signal(s, stop.handle)
-    try:
-        yield stop
-    finally:
-        for s in signums:
-            signal.signal(s, previous[s] if previous[s] is not None else signal.SIG_DFL)
-
-
 class Trainer(ScheduledLoop):
     """Wires config, environments, buffer, agent and logs together and runs the loop.
 
@@ -265,15 +192,15 @@ class Trainer(ScheduledLoop):
         self._start = time.time()
         self._rate_mark, self._paused_seconds = (self.step, time.time()), 0.0
         try:
-            with _stop_on_signals() as stop, _progress(cfg) as progress:
+            with stop_on_signals() as stop, progress_bar(cfg) as progress:
                 task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
                 while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
                     self._step_envs(self._update_then_act_step())
                     self.step += cfg.num_envs
                     self._after_step()
                     if self._crossed(64) or self.step == cfg.total_steps:
-                        progress.update(task, completed=self.step, ret=_fmt(self._mean("last_episode_return")),
-                                        ev=_fmt(self._mean("last_eval")))
+                        progress.update(task, completed=self.step, ret=format_return(self._mean("last_episode_return")),
+                                        ev=format_return(self._mean("last_eval")))
                 interrupted = stop.signum is not None and self.step < cfg.total_steps and not self._should_stop()
                 if interrupted:
                     stop.saving = True  # further signals are only reported: the save completes
@@ -428,34 +355,6 @@ class Trainer(ScheduledLoop):
         return float(np.mean(values)) if values else None
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _progress(cfg: SACConfig):
-    from rich.progress import ProgressColumn
-    from rich.text import Text
-
-    class _SpeedColumn(ProgressColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed or 0.0:6.1f} steps/s")
-
-    """A rich progress bar: steps, steps/s, recent episode return, last evaluation, time left."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn(f"[bold]{cfg.env}[/bold] {cfg.algo} seeds {','.join(map(str, cfg.seed_list))}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _SpeedColumn(),
-        TextColumn("return {task.fields[ret]}"),
-        TextColumn("eval {task.fields[ev]}"),
-        TimeRemainingColumn(),
-        disable=not cfg.progress,
-        transient=False,
-    )
-
-
 # ----------------------------------------------------------------------------------- entry points
 def _build(cfg: SACConfig, env) -> tuple[SACConfig, object, ReplayBuffer]:
     """(cfg with its algorithm resolved, the agent, an empty replay buffer) for the seeds of `cfg`."""
@@ -479,7 +378,7 @@ def train(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
     envs = [[make_config_env(cfg) for _ in range(cfg.num_envs)]  # fails on a bad env before any directory exists
             for _ in cfg.seed_list]
     cfg, agent, buffer = _build(cfg, envs[0][0])
-    run_dirs = _create_run_dirs(cfg)
+    run_dirs = create_run_dirs(cfg)
     with locked_run_dirs(run_dirs):
         return _start(cfg, agent, buffer, envs, run_dirs, callbacks)
 
@@ -583,13 +482,6 @@ def _resume_locked(cfg: SACConfig, run_dirs: list[Path], seeds: tuple[int, ...],
     action_keys = jnp.stack([jnp.asarray(loop.action_key) for loop in loops])
     return Trainer(cfg, runs, state, buffer, agent, step=step, action_keys=action_keys,
                    wall_time_offset=wall_time, callbacks=callbacks, updates_done=loops[0].updates_done).run()
-
-
-def named_run_dirs(cfg: SACConfig) -> list[Path]:
-    """The run directories of a config with a `run_name` (one per seed), whether or not they exist yet."""
-    if not cfg.run_name:
-        raise ValueError("named_run_dirs needs a config with a run_name")
-    return [Path(cfg.run_root) / run_dir_name(cfg, seed, "") for seed in cfg.seed_list]
 
 
 def train_or_resume(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:

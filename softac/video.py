@@ -302,7 +302,7 @@ def record_training_videos(cfg, act: Callable[[np.ndarray], np.ndarray], seeds: 
     episode 0. All seeds step in lockstep, one policy call per step.
     """
     from softac.envs import action_spec
-    from softac.train import EVAL_SEED_OFFSET
+    from softac.loop_driver import EVAL_SEED_OFFSET
 
     _require_writer()
     envs, videos, gifs = [], [], []

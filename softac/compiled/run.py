@@ -26,14 +26,14 @@ from softac.callbacks import Callback
 from softac.checkpoint import load_checkpoint, save_checkpoint
 from softac.compiled import replay
 from softac.compiled.envs import JaxEnv, make_jax_env
-from softac.compiled.loop import CompiledTrain, SeedState, TrainState, evaluate_policies, make_train
+from softac.compiled.loop import CompiledTrain, SeedState, TrainState, make_train
 from softac.config import SACConfig
 from softac.errors import SoftacError, TrainingInterrupted
-from softac.evaluate import CONFIG_NAME, Agent
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
+from softac.loop_driver import EVAL_SEED_OFFSET, format_return, progress_bar, stop_on_signals
 from softac.loop_schedule import ScheduledLoop, nonfinite_error
 from softac.replay import check_buffer_fits
-from softac.rundir import locked_run_dirs, write_text_atomic
+from softac.rundir import CONFIG_NAME, create_run_dirs, locked_run_dirs, write_text_atomic
 
 LOOP_KIND = "compiled"  # loop.json's "kind": a checkpoint of the compiled loop
 
@@ -54,10 +54,8 @@ def build(cfg: SACConfig) -> tuple[SACConfig, JaxEnv, object]:
 
 def train(cfg: SACConfig, callbacks: Sequence[Callback] = ()) -> list[Path]:
     """Train `cfg` (a gymnax: or brax: env) from scratch with the compiled loop; returns the run directories."""
-    from softac.train import _create_run_dirs
-
     cfg, env, agent = build(cfg)  # fails on bad input before any directory exists
-    run_dirs = _create_run_dirs(cfg)
+    run_dirs = create_run_dirs(cfg)
     with locked_run_dirs(run_dirs):
         program = make_train(cfg, env, agent, get_spec(cfg.algo).metrics)
         state = program.init(cfg.seed_list)
@@ -142,8 +140,6 @@ class Runner(ScheduledLoop):
         self._stop_requested = False
         columns = run_columns(get_spec(cfg.algo).metrics)
         self.loggers = [RunLogger(d, cfg.tensorboard, columns) for d in self.run_dir_list]
-        from softac.train import EVAL_SEED_OFFSET
-
         self.eval_seeds = jnp.asarray([s + EVAL_SEED_OFFSET for s in self.seed_list], jnp.int32)
 
     def next_boundary(self) -> int:
@@ -156,14 +152,12 @@ class Runner(ScheduledLoop):
         return min(candidates)
 
     def run(self) -> list[Path]:
-        from softac.train import _fmt, _progress, _stop_on_signals
-
         cfg = self.cfg
         self._start = time.time()
         self._rate_mark, self._paused_seconds = (self.step, self._start), 0.0
         interrupted = False
         try:
-            with _stop_on_signals() as stop, _progress(cfg) as progress:
+            with stop_on_signals() as stop, progress_bar(cfg) as progress:
                 task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
                 while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
                     target = self.next_boundary()
@@ -174,8 +168,8 @@ class Runner(ScheduledLoop):
                             raise nonfinite_error(seed, int(at), self.last_checkpoint_step, run_dir)
                     self.step = target
                     self._after_step()  # the chunk ends exactly at a multiple of what is due
-                    progress.update(task, completed=self.step, ret=_fmt(_nanmean(self.stats["last_episode_return"])),
-                                    ev=_fmt(_nanmean([np.nan if e is None else e for e in self.last_eval])))
+                    progress.update(task, completed=self.step, ret=format_return(_nanmean(self.stats["last_episode_return"])),
+                                    ev=format_return(_nanmean([np.nan if e is None else e for e in self.last_eval])))
                 interrupted = stop.signum is not None and self.step < cfg.total_steps and not self._should_stop()
                 if interrupted:
                     stop.saving = True
@@ -247,28 +241,3 @@ def _nanmean(values) -> Optional[float]:
     values = np.asarray(values, np.float64)
     values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else None
-
-
-class CompiledAgent(Agent):
-    """`softac.evaluate.Agent` for a gymnax/Brax run: acts the same; `evaluate` runs the episodes compiled."""
-
-    def __init__(self, config: SACConfig, sac, policy, env: JaxEnv, run_dir: Optional[Path] = None):
-        super().__init__(config, sac, policy, env.action_space, run_dir)
-        self.env = env
-
-    def evaluate(self, episodes: int = 10, seed: int = 0) -> np.ndarray:
-        """Returns of `episodes` deterministic episodes; episode i is reset with PRNGKey(seed + i)."""
-        policies = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], self.policy)
-        returns = jax.jit(lambda p, s: evaluate_policies(self.env, self.algorithm, p, s, episodes))(
-            policies, jnp.asarray([seed], jnp.int32))
-        return np.asarray(returns[0], np.float64)
-
-
-def load_agent(run_dir: str | Path, config: SACConfig) -> CompiledAgent:
-    """The agent of a compiled run's latest checkpoint (what `softac.evaluate.load_agent` returns for it)."""
-    from softac.checkpoint import read_checkpoint_policy
-
-    env = make_jax_env(config.env, config.env_kwargs_dict, config.flatten_obs)
-    sac = make_agent(config, env.obs_dim, env.spec.dim)
-    state = read_checkpoint_policy(run_dir, sac.init(jax.random.PRNGKey(0)), sac.policy_fields)
-    return CompiledAgent(config, sac, sac.policy_of(state), env, Path(run_dir))
