@@ -162,12 +162,12 @@ def performance_profile(scores: Scores, taus: Sequence[float]) -> np.ndarray:
 
 
 def tau_grid(*score_sets: Scores, points: int = 101) -> np.ndarray:
-    """`points` evenly spaced thresholds from the lowest to the highest score of all `score_sets`."""
+    """`points` evenly spaced thresholds over the scores of all `score_sets`, from a little (2% of their range)
+    below the lowest to a little above the highest, so every profile falls from 1 to 0 on the grid."""
     pooled = np.concatenate([_pooled(task_scores(s)).ravel() for s in score_sets])
     low, high = float(pooled.min()), float(pooled.max())
-    if high == low:
-        low, high = low - 0.5, high + 0.5
-    return np.linspace(low, high, points)
+    margin = 0.02 * (high - low) if high > low else 0.5 * max(1.0, abs(low))
+    return np.linspace(low - margin, high + margin, points)
 
 
 # ------------------------------------------------------------------------------------ stratified bootstrap
