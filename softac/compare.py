@@ -238,8 +238,8 @@ def compare(groups: dict[str, dict[str, list[RunScore]]], normalization: Optiona
                                  "the optimality gap needs --normalize or --reference)")
     else:
         aggregated, label = None, "evaluation return"
-        result.aggregate_note = (f"no aggregate over {len(envs)} environments: their returns are on different scales; "
-                                 "give --normalize MIN:MAX or --reference FILE.toml to aggregate normalised scores")
+        result.aggregate_note = (f"no aggregate over {len(envs)} environments: their returns are on different scales, so "
+                                 "it needs normalisation (--normalize MIN:MAX or --reference FILE.toml)")
 
     if aggregated is not None:
         result.aggregate = {name: {m: st.bootstrap_interval(f, s, reps=reps, seed=seed) for m, f in metrics.items()}
