@@ -130,7 +130,8 @@ def normalized_scores(scores: Scores, low, high) -> Scores:
         if not (np.isfinite(lo) and np.isfinite(hi)) or hi == lo:
             raise SoftacError(f"The normalisation range of task {k} must be two different finite numbers, "
                               f"got low {lo:g} and high {hi:g}.")
-    return _same_form(scores, [(t - lo) / (hi - lo) for t, lo, hi in zip(tasks, lows, highs)])
+    normalised = _same_form(scores, [(t - lo) / (hi - lo) for t, lo, hi in zip(tasks, lows, highs)])
+    return normalised if isinstance(scores, Mapping) else normalised.reshape(np.shape(scores))
 
 
 def probability_of_improvement(scores_x: Scores, scores_y: Scores) -> np.ndarray:

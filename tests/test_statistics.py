@@ -59,6 +59,7 @@ def test_mean_median_optimality_gap_and_normalisation_by_hand():
     by_env = st.normalized_scores({"P": [-825.0], "M": [22.5]}, {"P": -1500.0, "M": -50.0}, {"P": -150.0, "M": 95.0})
     assert by_env["P"] == pytest.approx([0.5]) and by_env["M"] == pytest.approx([0.5])
     np.testing.assert_allclose(st.normalized_scores([[2.0, 4.0]], 0.0, 4.0), [[0.5, 1.0]])
+    np.testing.assert_allclose(st.normalized_scores(np.array([1.0, 3.0]), 1.0, 5.0), [0.0, 0.5])  # one task, 1-D
     with pytest.raises(SoftacError, match="two different finite numbers"):
         st.normalized_scores(returns, 0.0, 0.0)
     with pytest.raises(SoftacError, match="not finite"):
