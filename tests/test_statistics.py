@@ -3,7 +3,7 @@ coverage on a known distribution) and `softac compare` on small fake run directo
 
 from __future__ import annotations
 
-import itertools
+import inspect
 import os
 import re
 import subprocess
@@ -129,8 +129,9 @@ def test_bootstrap_interval_agrees_with_scipys_independent_resampling_and_is_rep
         return np.mean([np.mean(s, axis=axis) for s in samples], axis=0)
 
     # scipy resamples each sample (task) independently: a stratified bootstrap.
+    seed_arg = "rng" if "rng" in inspect.signature(scipy.stats.bootstrap).parameters else "random_state"  # scipy < 1.15
     theirs = scipy.stats.bootstrap(tasks, mean_of_means, n_resamples=20_000, method="percentile",
-                                   confidence_level=0.95, rng=np.random.default_rng(5)).confidence_interval
+                                   confidence_level=0.95, **{seed_arg: np.random.default_rng(5)}).confidence_interval
     width = theirs.high - theirs.low
     assert ours.point == pytest.approx(np.mean([t.mean() for t in tasks]))
     assert abs(ours.low - theirs.low) < 0.06 * width and abs(ours.high - theirs.high) < 0.06 * width
