@@ -37,6 +37,11 @@ def test_iqm_is_the_mean_of_the_hand_sorted_middle_half():
     # Tasks with different numbers of runs pool all runs: 0 1 2 3 5 8 13 21 again.
     ragged = {"a": [13.0, 0.0, 5.0], "b": [2.0, 21.0, 1.0, 8.0, 3.0]}
     assert st.interquartile_mean(ragged) == pytest.approx(4.5)
+    # rliable's aggregate_iqm on random [runs, tasks] of every size from 1 to 12 runs (all cut-off fractions).
+    rng = np.random.default_rng(0)
+    for runs in range(1, 13):
+        scores = rng.normal(size=(runs, 3))
+        assert st.interquartile_mean(scores) == pytest.approx(scipy.stats.trim_mean(scores, 0.25, axis=None))
     # Leading batch axes are kept: one IQM per row.
     batch = np.stack([np.array([[13.0, 2.0], [0.0, 21.0], [5.0, 1.0], [8.0, 3.0]]), np.ones((4, 2))])
     np.testing.assert_allclose(st.interquartile_mean(batch), [4.5, 1.0])
