@@ -1,4 +1,4 @@
-"""The `softac` command line: train, eval, export, plot, bench, benchmark, sweep, tabular.
+"""The `softac` command line: train, eval, export, plot, compare, bench, benchmark, sweep, tabular.
 
 `softac train` has one flag per SACConfig field (the field name with dashes, its help the field's
 documentation); `--preset NAME` starts from a named config and explicit flags override it.
@@ -218,6 +218,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from softac.compare import run_compare
+
+    text, figures = run_compare(args.groups, step=args.step, normalize=args.normalize, reference=args.reference,
+                                out=args.out, reps=args.reps, seed=args.seed)
+    print(text)
+    print("figures: " + ", ".join(str(p) for p in figures))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from softac.algos.registry import algorithm_names
 
@@ -333,6 +343,26 @@ def build_parser(algo: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=Path("curve.png"))
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("compare", help="compare groups of runs: IQM, mean, probability of improvement, performance "
+                                       "profiles with stratified bootstrap intervals (rliable's statistics)",
+                       description="Each group is NAME=RUN_DIR[,RUN_DIR...] (a quoted glob such as 'sac=runs/sac*' "
+                                   "names the directories it matches); its runs may be several seeds and several "
+                                   "environments (the env of each config.json). A run's score is its final evaluation "
+                                   "return (or at --step). See docs/statistics.md.")
+    p.add_argument("groups", nargs="*", metavar="NAME=RUN_DIR[,RUN_DIR...]")
+    p.add_argument("--step", type=int, default=None, help="use every run's evaluation at this env step (default: "
+                   "its last evaluation)")
+    p.add_argument("--normalize", default=None, metavar="MIN:MAX",
+                   help="normalise every environment's returns as (return - MIN) / (MAX - MIN) to aggregate them "
+                        "(write --normalize=-1500:-150 for a negative MIN)")
+    p.add_argument("--reference", type=Path, default=None, metavar="FILE.toml",
+                   help='per-environment min and max for the normalisation: ["Hopper-v5"] min = ... max = ...')
+    p.add_argument("--out", type=Path, default=Path("compare"), help="directory for intervals.png and "
+                   "performance_profile.png (default: compare)")
+    p.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (default 50000, as rliable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bench", help="throughput: env steps/s of training, updates/s, fraction of the FLOP ceiling")
     p.add_argument("--env", default="HalfCheetah-v5")
