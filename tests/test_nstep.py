@@ -15,6 +15,7 @@ import pytest
 
 from softac import SACConfig, SoftacError, resume, train
 from softac.algos.base import Batch
+from softac.algos.registry import REGISTRY
 from softac.checkpoint import _buffer_state
 from softac.compiled import replay as device_replay
 from softac.replay import FIELDS, STORED_FIELDS, ReplayBuffer
@@ -234,6 +235,32 @@ def test_compiled_resume_with_n_steps_3_equals_the_uninterrupted_run(tmp_path):
     for field in STORED_FIELDS:
         np.testing.assert_array_equal(a_buffer["data"][field], b_buffer["data"][field])
     np.testing.assert_array_equal(a_buffer["data"]["truncated"].nonzero()[0], [199, 399])
+
+
+# ------------------------------------------------------------------------------ the agents and the loop
+@pytest.mark.parametrize("algo", sorted(REGISTRY))
+def test_every_algorithm_bootstraps_with_the_batchs_discount(algo):
+    from tests.test_algorithm_contract import agent_and_dims, random_batches
+
+    agent, obs_dim, action_dim = agent_and_dims(algo)
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = random_batches(algo, obs_dim, action_dim, leading=())
+    update = jax.jit(agent.update)
+    _, one_step = update(state, batch)
+    gamma = agent.cfg.gamma
+    _, same = update(state, batch._replace(discount=jnp.full(batch.reward.shape, gamma, jnp.float32)))
+    _, three = update(state, batch._replace(discount=jnp.full(batch.reward.shape, gamma ** 3, jnp.float32)))
+    np.testing.assert_allclose(float(same["critic_loss"]), float(one_step["critic_loss"]), rtol=1e-5)
+    assert float(three["critic_loss"]) != pytest.approx(float(one_step["critic_loss"]), rel=1e-4)
+
+
+def test_the_gymnasium_loop_gives_its_buffer_n_steps_gamma_and_num_envs():
+    from softac.envs import make_config_env
+    from softac.train import _build
+
+    cfg = SACConfig.build(env="Pendulum-v1", n_steps=3, gamma=0.95, num_envs=2, buffer_size=100, batch_size=8)
+    _, _, buffer = _build(cfg, make_config_env(cfg))
+    assert (buffer.n_steps, buffer.gamma, buffer.num_envs) == (3, 0.95, 2)
 
 
 # ------------------------------------------------------------------------------ bad input
