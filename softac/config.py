@@ -320,7 +320,8 @@ def validate(cfg: SACConfig) -> None:
     for name in ("total_steps", "buffer_size", "batch_size", "train_every", "eval_episodes", "log_every",
                  "num_envs", "n_steps"):
         value = getattr(cfg, name)
-        _check(isinstance(value, int) and not isinstance(value, bool) and value > 0, f"{name} must be a positive integer, got {value!r}.")
+        _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+               f"{name} must be a positive integer, got {value!r}.")
     for name in ("learning_starts", "eval_every", "checkpoint_every", "video_every"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}.")

@@ -47,9 +47,10 @@ def walk_slots(index, position, size, capacity: int, stride: int, n_steps: int, 
 
 def n_step_target(reward_seq, terminated_seq, truncated_seq, stored_seq, slots, gamma: float, n_steps: int,
                   xp) -> NStepTarget:
-    """The n-step target's parts from the walk's sequences [..., n] (reward, terminated and truncated as 0/1 floats,
-    `stored` and `slots` from `walk_slots`): the walk goes on past step k while transition k neither terminated
-    nor was truncated and transition k + 1 is stored."""
+    """R_t = sum_{k < n_eff} gamma^k r_{t+k}, the last slot and gamma^{n_eff} (docs/algorithms.md, "n-step
+    returns") from the walk's sequences [..., n] (reward; terminated and truncated as 0/1 floats;
+    `stored` and `slots` from `walk_slots`); results [...]. The walk goes on past step k while transition k neither
+    terminated nor was truncated and transition k + 1 is stored."""
     powers = gamma_powers(gamma, n_steps)
     ends = (terminated_seq > 0) | (truncated_seq > 0)
     goes_on = (~ends[..., :-1]) & stored_seq[..., 1:]  # [..., n-1]: the walk continues from step k to k + 1
