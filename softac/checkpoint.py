@@ -7,7 +7,7 @@ A checkpoint is the directory `checkpoint/` in the run directory:
 | --- | --- | --- |
 | `policy.msgpack` | the state fields that make up the policy (the agent's `policy_fields`: the actor's parameters, and CrossQ's running statistics); all that `eval` and `load_agent` read | flax.serialization msgpack |
 | `agent.msgpack` | the rest of the agent state: critics, targets, optimiser states, log alpha, PRNG key, update count | flax.serialization msgpack |
-| `replay.npz` | the replay buffer's filled part, write position, size and capacity | numpy .npz, read with allow_pickle=False |
+| `replay.npz` | the replay buffer's filled part (truncated too; a checkpoint written before it was stored reads as no time-limit ends), write position, size and capacity | numpy .npz, read with allow_pickle=False |
 | `loop.json` | env step, episode counters, the numpy Generator state, the environment's state (see softac.envs) | JSON; its arrays are in loop.npz |
 | `loop.npz` | the arrays of the loop state: current observation, acting key, environment state arrays | numpy .npz, read with allow_pickle=False |
 | `manifest.json` | format name and version, env step, size of every file above | JSON, written last |
@@ -53,6 +53,7 @@ LOOP_ARRAYS = "loop.npz"
 _ARRAY_REF = "__array__"  # in loop.json, {"__array__": key} stands for loop.npz[key]
 _SCALAR_REF = "__scalar__"  # ... and {"__scalar__": key} for the numpy scalar loop.npz[key][()]
 _REPLAY_FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
+_REPLAY_OPTIONAL = ("truncated",)  # written since n-step returns; older checkpoints lack it (read as zeros)
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
@@ -91,7 +92,8 @@ def save_checkpoint(run_dir: str | Path, agent_state: Any, buffer_state: dict, l
     writers = {
         POLICY: lambda f: f.write(flax.serialization.msgpack_serialize(policy)),
         AGENT: lambda f: f.write(flax.serialization.msgpack_serialize(state)),
-        REPLAY: lambda f: np.savez(f, **{k: np.asarray(buffer_state["data"][k]) for k in _REPLAY_FIELDS},
+        REPLAY: lambda f: np.savez(f, **{k: np.asarray(buffer_state["data"][k]) for k in _REPLAY_FIELDS + tuple(
+                                       k for k in _REPLAY_OPTIONAL if k in buffer_state["data"])},
                                    position=np.int64(buffer_state["position"]), size=np.int64(buffer_state["size"]),
                                    capacity=np.int64(buffer_state["capacity"])),
         LOOP: lambda f: f.write(json.dumps(loop_json).encode("utf-8")),
@@ -321,10 +323,13 @@ def _buffer_state(replay: dict[str, np.ndarray]) -> dict:
         position, size, capacity = (int(replay[k]) for k in ("position", "size", "capacity"))
     except (TypeError, ValueError):
         raise _Unreadable(f"{REPLAY} has a malformed position, size or capacity") from None
+    fields = _REPLAY_FIELDS + tuple(k for k in _REPLAY_OPTIONAL if k in replay)
     if not (0 <= size <= capacity and 0 <= position < max(capacity, 1)) or any(
-            replay[k].shape[:1] != (size,) or replay[k].dtype.kind != "f" for k in _REPLAY_FIELDS):
+            replay[k].shape[:1] != (size,) or replay[k].dtype.kind != "f" for k in fields):
         raise _Unreadable(f"{REPLAY} has inconsistent sizes")
-    return {"data": {k: replay[k] for k in _REPLAY_FIELDS}, "position": position, "size": size, "capacity": capacity}
+    data = {k: replay[k] for k in fields}
+    data.setdefault("truncated", np.zeros(size, np.float32))
+    return {"data": data, "position": position, "size": size, "capacity": capacity}
 
 
 def checkpoint_step(run_dir: str | Path) -> Optional[int]:

@@ -71,6 +71,9 @@ class SACConfig:
     tau: float = _doc("Polyak coefficient of the target critics: target <- tau*online + (1-tau)*target.",
                       default=0.005)
     gamma: float = _doc("Discount factor.", default=0.99)
+    n_steps: int = _doc("n-step returns: the critic's target sums up to n discounted rewards of one episode, then "
+                        "bootstraps with gamma^n (every algorithm's target, r + gamma (1 - terminated) V(s'), takes "
+                        "it; 1: one-step targets).", default=1)
     train_every: int = _doc("Run the gradient steps once every this many env steps.", default=1)
     gradient_steps: Optional[int] = _doc(
         "Gradient steps per training call (fused into one jitted lax.scan); default the algorithm's.", default=None)
@@ -315,9 +318,10 @@ def validate(cfg: SACConfig) -> None:
     choices = algorithm_choices()
     _check(cfg.algo in choices, f"algo must be one of {', '.join(choices)}, got {cfg.algo!r}.")
     for name in ("total_steps", "buffer_size", "batch_size", "train_every", "eval_episodes", "log_every",
-                 "num_envs"):
+                 "num_envs", "n_steps"):
         value = getattr(cfg, name)
-        _check(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}.")
+        _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+               f"{name} must be a positive integer, got {value!r}.")
     for name in ("learning_starts", "eval_every", "checkpoint_every", "video_every"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}.")

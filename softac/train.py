@@ -11,8 +11,9 @@ One loop iteration, for every seed in lockstep (the order of Algorithm 1):
    the action for the current observation are one jitted call (`update_then_act`): updates first,
    then the action from the new actor, so each step costs one dispatch;
 2. step the environment with the action rescaled to its bounds, store the transition with
-   `terminated` only (a time-limit cut-off bootstraps from the true final observation), reset
-   the environment by hand when the episode ended;
+   `terminated` as the bootstrap's cut (a time-limit cut-off bootstraps from the true final observation)
+   and `truncated` as an episode end (n-step targets stop there), reset the environment by hand when the
+   episode ended;
 3. log, evaluate, checkpoint at their intervals.
 
 Vectorised collection (`num_envs` = K > 1): each seed steps K environments of its own per iteration
@@ -252,18 +253,20 @@ class Trainer(ScheduledLoop):
 
     def _step_envs(self, actions: np.ndarray) -> None:
         """Step every environment of every seed with its action [N, num_envs, ...], store the transitions
-        (`terminated` only: a time-limit cut-off bootstraps from its true final observation) and reset the
-        environments whose episodes ended."""
+        (`terminated` cuts the bootstrap: a time-limit cut-off bootstraps from its true final observation;
+        `truncated` marks the episode end for n-step targets) and reset the environments whose episodes ended."""
         obs = np.stack([run.obs for run in self.runs])
         next_obs = np.empty_like(obs)
         rewards = np.empty(obs.shape[:2], np.float32)
         terminateds = np.empty(obs.shape[:2], np.float32)
+        truncateds = np.empty(obs.shape[:2], np.float32)
         for k, run in enumerate(self.runs):
             for j, env in enumerate(run.envs):
                 next_obs_j, reward, terminated, truncated, _ = env.step(self.action_spec.to_env(actions[k, j]))
                 if not (np.all(np.isfinite(next_obs_j)) and np.isfinite(reward)):
                     raise nonfinite_error(run.seed, self.step + j + 1, run.last_checkpoint_step, run.run_dir)
                 next_obs[k, j], rewards[k, j], terminateds[k, j] = next_obs_j, reward, float(terminated)
+                truncateds[k, j] = float(truncated)
                 run.episode_returns[j] += float(reward)
                 run.episode_lengths[j] += 1
                 if terminated or truncated:
@@ -274,7 +277,7 @@ class Trainer(ScheduledLoop):
                     run.episode_returns[j], run.episode_lengths[j] = 0.0, 0
                     next_obs_j, _ = env.reset()
                 run.obs[j] = next_obs_j
-        self.buffer.add_many(obs, actions, rewards, next_obs, terminateds)
+        self.buffer.add_many(obs, actions, rewards, next_obs, terminateds, truncateds)
 
     def seeds(self) -> tuple[int, ...]:
         return tuple(run.seed for run in self.runs)
@@ -364,7 +367,8 @@ def _build(cfg: SACConfig, env) -> tuple[SACConfig, object, ReplayBuffer]:
     agent = make_agent(cfg, obs_dim, spec.dim)
     check_buffer_fits(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim)
     try:
-        buffer = ReplayBuffer(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim)
+        buffer = ReplayBuffer(len(cfg.seed_list), cfg.buffer_size, obs_dim, spec.stored_dim, n_steps=cfg.n_steps,
+                              gamma=cfg.gamma, num_envs=cfg.num_envs)
     except MemoryError:
         raise SoftacError(f"A replay buffer of {cfg.buffer_size:,} transitions does not fit in this machine's "
                           "memory; lower --buffer-size.") from None

@@ -16,8 +16,9 @@ One env step, for every seed at once, in the order of the Gymnasium loop (softac
    `gradient_steps` minibatches and run `agent.update_many` (numbered from the updates done so far);
 2. the action: uniform in stored form during the first `learning_starts` steps, else
    `agent.explore` on the acting key stream;
-3. the environment step without reset, the transition stored with `terminated` only and the true
-   next observation (a time-limit cut-off bootstraps), then a reset where the episode ended.
+3. the environment step without reset, the transition stored with `terminated` as the bootstrap's cut, the
+   true next observation (a time-limit cut-off bootstraps) and `truncated` (n-step targets stop at it), then a
+   reset where the episode ended.
 
 Key streams of seed s: the agent's own key (in its state, `agent.init(PRNGKey(s))`), the acting
 stream fold_in(PRNGKey(s), 1) (both as on the Gymnasium loop), and the loop stream
@@ -125,7 +126,7 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
     def minibatches(seeds: SeedState, buffer: replay.DeviceBuffer):
         """(each seed's next loop key, its G minibatches [N, G, B, ...] drawn with the key split off)."""
         keys = jax.vmap(jax.random.split)(seeds.key)  # [N, 2, 2]: (next loop key, sampling key) of each seed
-        return keys[:, 0], replay.sample(buffer, keys[:, 1], B, G)
+        return keys[:, 0], replay.sample(buffer, keys[:, 1], B, G, cfg.n_steps, cfg.gamma)
 
     def update_all(seeds: SeedState, next_keys, batches, first_update_index) -> SeedState:
         """The gradient steps due now, every seed, on its minibatches; the seeds' loop keys move on."""
@@ -147,7 +148,7 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
         """(the seed after one env step, reset where the episode ended; the transition to store)."""
         key, step_key, reset_key = jax.random.split(s.key, 3)
         next_obs, env_state, reward, terminated, truncated = env.step(step_key, s.env_state, env.to_env(action))
-        transition = (s.obs, action, reward, next_obs, terminated.astype(jnp.float32))
+        transition = (s.obs, action, reward, next_obs, terminated.astype(jnp.float32), truncated.astype(jnp.float32))
         done = terminated | truncated
         reset_obs, reset_state = env.reset(reset_key)
         episode_return = s.episode_return + reward
@@ -181,7 +182,7 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
     def first_nonfinite(nonfinite_at, transition, env_step_number):
         """Each seed's first env step with a non-finite next observation or reward (-1 while there is none);
         the host stops training there, as the Gymnasium loop does, keeping the last good checkpoint."""
-        _, _, reward, next_obs, _ = transition
+        _, _, reward, next_obs, _, _ = transition
         bad = ~(jnp.all(jnp.isfinite(next_obs), axis=-1) & jnp.isfinite(reward))
         return jnp.where((nonfinite_at < 0) & bad, env_step_number, nonfinite_at)
 
