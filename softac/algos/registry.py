@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from softac.algos.crossq.params import CrossQParams
+from softac.algos.droq.params import DroQParams
+from softac.algos.redq.params import REDQParams
 from softac.algos.sac_discrete.params import SACDiscreteParams
 from softac.algos.sac_v1.params import SACV1Params
 from softac.algos.spec import COMMON_DEFAULTS, SOFT_ACTOR_CRITIC_METRICS, AlgorithmSpec
@@ -40,6 +42,14 @@ REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                   # The authors' settings: lr 1e-3, Adam beta1 0.5, 2048-wide critics (policy delay 3: CrossQParams).
                   config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "critic_hidden_sizes": (2048, 2048)},
                   params=CrossQParams),
+    AlgorithmSpec("droq", "softac.algos.droq.agent:DroQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="twin critics with dropout and layer norm, 20 updates per env step (Hiraoka et al. 2022)",
+                  # SBX's DroQ: 20 gradient steps per env step, the actor once per env step (policy_delay 20: DroQParams).
+                  config_defaults={"gradient_steps": 20}, params=DroQParams),
+    AlgorithmSpec("redq", "softac.algos.redq.agent:REDQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="10 critics, target min over a random 2 of them, 20 updates per env step (Chen et al. 2021)",
+                  # The authors' REDQ-SAC: UTD ratio 20, the actor once per env step (N, M, policy_delay: REDQParams).
+                  config_defaults={"gradient_steps": 20}, params=REDQParams),
 )}
 
 #: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).
