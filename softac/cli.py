@@ -119,10 +119,12 @@ def add_config_flags(parser: argparse.ArgumentParser, algo: Optional[str] = None
             owners = [(a, g) for a, s in REGISTRY.items() if s.params is not None
                       for g in dataclasses.fields(s.params) if g.name == f.name]
             shown_here = algo is None or any(a == algo for a, _ in owners)
+            if shown_here and algo is not None:  # --help of one algorithm: its own text and default
+                owners = [(a, g) for a, g in owners if a == algo]
             if len(owners) > 1:
                 help_text = "; ".join(f"{a}: {g.metadata.get('help', '')} (default: {g.default!r})" for a, g in owners)
             else:
-                help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+                help_text = f"{owners[0][1].metadata.get('help', '')} (default: {owners[0][1].default!r})"
             parser_group = group if shown else parser.add_argument_group(None)
             parser_group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
                                       help=help_text if shown_here else argparse.SUPPRESS,

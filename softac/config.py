@@ -287,6 +287,11 @@ def algorithm_choices() -> tuple[str, ...]:
     return ("auto",) + algorithm_names()
 
 
+def _in_words(names: tuple[str, ...]) -> str:
+    """('a',) -> 'a'; ('a', 'b', 'c') -> 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _validate_algo_params(cfg: SACConfig) -> None:
     """Every name in algo_params is a hyperparameter of cfg.algo, and their values are valid."""
     if not cfg.algo_params:
@@ -296,7 +301,7 @@ def _validate_algo_params(cfg: SACConfig) -> None:
             candidates = [algo for algo in AUTO.values() if name in REGISTRY[algo].param_names()]
             if not candidates:
                 owners = owners_of(name) or ("no algorithm",)
-                raise SoftacError(f"--{name.replace('_', '-')} is a setting of {' and '.join(owners)}; give --algo "
+                raise SoftacError(f"--{name.replace('_', '-')} is a setting of {_in_words(owners)}; give --algo "
                                   f"{owners[0]} to use it.")
             REGISTRY[candidates[0]].params(**{name: cfg.algo_params[name]}).validate()
         return
@@ -306,7 +311,7 @@ def _validate_algo_params(cfg: SACConfig) -> None:
             owners = owners_of(name)
             if not owners:
                 raise SoftacError(f"There is no setting {name!r} of any algorithm.")
-            raise SoftacError(f"--{name.replace('_', '-')} is a setting of {' and '.join(owners)}, not of {cfg.algo}.")
+            raise SoftacError(f"--{name.replace('_', '-')} is a setting of {_in_words(owners)}, not of {cfg.algo}.")
     cfg.algo_config.validate()
 
 

@@ -83,8 +83,9 @@ class Critic(nn.Module):
 def ensemble_of(module: type[nn.Module], size: int):
     """`size` independent copies of `module` with a leading axis on every variable (parameters and, for
     normalised critics, their running statistics), applied to the same inputs as one vmapped network;
-    outputs get a leading axis of `size`."""
-    return nn.vmap(module, variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True},
+    outputs get a leading axis of `size`. Each copy draws its own initialisation and, for critics with
+    dropout, its own dropout masks (the 'params' and 'dropout' PRNG streams are split across copies)."""
+    return nn.vmap(module, variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True, "dropout": True},
                    in_axes=None, out_axes=0, axis_size=size)
 
 

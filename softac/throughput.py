@@ -2,7 +2,8 @@
 
 For each algorithm asked for (default: sac and sac-v1, side by side), prints
 (a) env steps per second of training after the random warm-up (the `steps_per_second` column of
-    metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters, once for
+    metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters (the algorithm's
+    gradient steps per env step: its fractions below count updates, env steps/s x gradient steps), once for
     each number of environments per seed asked for (`--num-envs 1,4,16`), with its fraction of (b);
 (b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update)))
     on a fixed batch, one gradient step per call, as in training), timed right before and after each
@@ -147,6 +148,7 @@ def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learn
         print(f"[{algo}] FP32 matmul rate on the update's matrix shapes: {rate / 1e9:.1f} GFLOP/s")
         figures.setdefault("matmul_flops_per_second", rate)
         timer = UpdateTimer(agent)
+        updates_per_step = agent.cfg.gradient_steps
         ceiling = rate / timer.flops
         per_seed = (f" per seed, {num_seeds} seeds at once; fractions are per seed" if num_seeds > 1 else "")
         training, update_rates = {}, []
@@ -158,10 +160,11 @@ def run_benchmark(env_id: str = "HalfCheetah-v5", train_steps: int = 3000, learn
             alone = (before + after) / 2
             update_rates += [before, after]
             training[k] = steps_per_s
-            print(f"[{algo}] (a) training, {k} env(s) per seed: {steps_per_s:7.1f} env steps/s (1 update per env "
-                  f"step, after {learning_starts} warm-up steps){per_seed}: {steps_per_s / ceiling:.1%} of the "
-                  f"ceiling, {steps_per_s / alone:.1%} of the update-alone rate timed around it ({before:.1f} "
-                  f"before, {after:.1f} after)")
+            training_updates = steps_per_s * updates_per_step  # updates/s while training
+            print(f"[{algo}] (a) training, {k} env(s) per seed: {steps_per_s:7.1f} env steps/s ({updates_per_step} "
+                  f"update(s) per env step, after {learning_starts} warm-up steps){per_seed}: "
+                  f"{training_updates / ceiling:.1%} of the ceiling, {training_updates / alone:.1%} of the update-alone "
+                  f"rate timed around it ({before:.1f} before, {after:.1f} after)")
         ups = float(np.mean(update_rates))
         print(f"[{algo}] (b) jitted update alone: {ups:7.1f} updates/s (mean of the timings around (a))")
         print(f"[{algo}] (c) {timer.flops / 1e6:.1f} MFLOP per update (XLA); ceiling {ceiling:.1f} updates/s; "

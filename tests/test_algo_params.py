@@ -45,8 +45,8 @@ def test_plain_names_reach_the_algorithm_params():
 
 
 @pytest.mark.parametrize("build, message", [
-    (lambda: SACConfig.build(algo="sac", policy_delay=2), "--policy-delay is a setting of crossq, not of sac."),
-    (lambda: SACConfig.build(policy_delay=2), "--policy-delay is a setting of crossq; give --algo crossq to use it."),
+    (lambda: SACConfig.build(algo="sac", policy_delay=2), "--policy-delay is a setting of crossq, droq and redq, not of sac."),
+    (lambda: SACConfig.build(policy_delay=2), "--policy-delay is a setting of crossq, droq and redq; give --algo crossq to use it."),
     (lambda: SACConfig.build(algo="crossq", policy_delay=0), "policy_delay must be a positive integer, got 0."),
     (lambda: SACConfig(algo="crossq").replace(no_such_field=1), "Unknown config field(s) no_such_field."),
 ])
@@ -59,7 +59,7 @@ def test_a_field_of_another_algorithm_or_a_bad_value_is_one_sentence(build, mess
 def test_cli_refuses_a_field_of_another_algorithm(tmp_path):
     result = run_cli("train", "--algo", "sac", "--policy-delay", "2", "--total-steps", "10", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "softac: error: --policy-delay is a setting of crossq, not of sac."
+    assert result.stderr.strip() == "softac: error: --policy-delay is a setting of crossq, droq and redq, not of sac."
     assert not (tmp_path / "runs").exists()
 
 
@@ -82,7 +82,7 @@ def test_sweep_grid_reaches_an_algorithm_field():
     name, values = parse_grid_flag("policy-delay=1,3")
     assert (name, values) == ("policy_delay", (1, 3))
     assert check_grid(SACConfig(algo="crossq"), [(name, values)]) == (("policy_delay", (1, 3)),)
-    with pytest.raises(SoftacError, match="--policy-delay is a setting of crossq, not of sac"):
+    with pytest.raises(SoftacError, match="--policy-delay is a setting of crossq, droq and redq, not of sac"):
         check_grid(SACConfig(algo="sac"), [(name, values)])
 
 

@@ -39,9 +39,10 @@ def env_of(algo: str) -> str:
 
 
 def contract_config(tmp_path, algo: str, **changes):
-    """A tiny run of `algo`: 300 steps, updates from step 100, small actor and critics."""
+    """A tiny run of `algo`: 300 steps, updates from step 100, one gradient step per env step whatever the
+    algorithm's default (200 updates), small actor and critics."""
     base = dict(env=env_of(algo), algo=algo, total_steps=300, learning_starts=100, critic_hidden_sizes=(32, 32),
-                eval_every=150, checkpoint_every=150, log_every=50)
+                gradient_steps=1, eval_every=150, checkpoint_every=150, log_every=50)
     base.update(changes)
     return tiny_config(tmp_path, **base)
 

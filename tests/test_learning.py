@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from softac import preset, train
+from softac import SACConfig, preset, train
 from softac.logger import read_metrics
 
 
@@ -44,3 +44,21 @@ def test_discrete_sac_cartpole_reaches_475_within_50000_steps(tmp_path):
     run_dir = train(cfg)[0]
     evals = [(r["env_step"], r["eval_return_mean"]) for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
     assert evals[-1][0] <= 50_000 and evals[-1][1] >= 475, evals
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["droq", "redq"])
+def test_high_replay_ratio_pendulum_reaches_minus_400_within_3000_steps(tmp_path, algo):
+    # DroQ and REDQ at their defaults (20 gradient steps per env step, the actor once per env step; REDQ's 10
+    # critics, DroQ's dropout 0.01 and LayerNorm) with 64-64 networks, batch 128, lr 1e-3, 500 warm-up steps;
+    # 3000 env steps, 10 deterministic episodes at the end; seed 0. Measured at 3000 steps (seeds 0 / 1): droq
+    # -258 / -198, redq -219 / -191. 35-70 s each on 2 CPU cores when quiet (DroQ's dropout masks cost), up to
+    # 4-6 min while the cores are shared.
+    cfg = SACConfig.build(algo=algo, env="Pendulum-v1", hidden_sizes=(64, 64), batch_size=128, learning_rate=1e-3,
+                          learning_starts=500, total_steps=3000, eval_every=1500, eval_episodes=10, log_every=500,
+                          checkpoint_every=0, run_root=str(tmp_path), progress=False, tensorboard=False)
+    assert cfg.with_algorithm_defaults().gradient_steps == 20 and cfg.seed == 0
+    run_dir = train(cfg)[0]
+    evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
+    assert evals[-1]["env_step"] == 3000
+    assert evals[-1]["eval_return_mean"] >= -400, [(r["env_step"], r["eval_return_mean"]) for r in evals]

@@ -185,3 +185,56 @@ class SquashedGaussianAgent(AgentBase):
         """tanh(mean), the action used for evaluation, in [-1, 1]. obs [..., obs_dim]."""
         mean, _ = self.actor.apply(self.actor_variables(policy), obs)
         return squashed_gaussian_mode(mean)
+
+
+class DelayedActorAgent(SquashedGaussianAgent):
+    """Agents whose actor and temperature step once per `policy_delay` critic steps (the "Policy delay" of their
+    sections in docs/algorithms.md), such as the high-replay-ratio ones that take many critic steps per env step.
+
+    One `update` numbered u: the critic step (`critic_step`, the subclass's), then, when
+    u mod policy_delay = actor_step_offset, the actor and temperature step (`actor_step`, the subclass's)
+    against the updated critics. The number u comes from outside the seeds' vmap when `update_many` runs
+    (`first_update_index`), so the actor step is a real branch (lax.cond) rather than a select that would
+    compute it on every update. The metrics of the last actor step are kept in the state (`actor_info`), so
+    every update reports the last actor loss, entropy and temperature loss, whether or not the actor stepped.
+
+    Subclasses set `self.policy_delay` (and `self.actor_step_offset` if not 0) and define `critic_step` and
+    `actor_step`; their state has fields `key`, `num_updates` and `actor_info` (start: `initial_actor_info()`).
+    """
+
+    policy_delay: int = 1
+    #: The actor steps on the updates u with u mod policy_delay equal to this: 0, the first update of each
+    #: group of policy_delay; policy_delay - 1, the last.
+    actor_step_offset: int = 0
+
+    def initial_actor_info(self) -> dict:
+        """The actor metrics reported before the first actor step: zeros."""
+        zero = jnp.zeros((), jnp.float32)
+        return {"actor_loss": zero, "entropy": zero, **({"alpha_loss": zero} if self.learn_alpha else {})}
+
+    def critic_step(self, state, batch: Batch, key: jax.Array) -> tuple[Any, dict]:
+        """The critic step (and what goes with it, e.g. the Polyak step of targets): (state, metrics)."""
+        raise NotImplementedError
+
+    def actor_step(self, state, batch: Batch, key: jax.Array):
+        """The actor and temperature step against the state's (updated) critics; sets `actor_info`."""
+        raise NotImplementedError
+
+    def update(self, state, batch: Batch, update_index: Optional[jax.Array] = None):
+        """One critic step, then the actor and temperature step when `update_index` mod policy_delay =
+        actor_step_offset. update_index: the number of this update, state.num_updates unless given."""
+        update_index = state.num_updates if update_index is None else update_index
+        key, critic_key, actor_key = jax.random.split(state.key, 3)
+        alpha = jnp.exp(state.log_alpha)
+        state, critic_info = self.critic_step(state, batch, critic_key)
+        state = state.replace(key=key, num_updates=state.num_updates + 1)
+        actor_due = update_index % self.policy_delay == self.actor_step_offset
+        state = jax.lax.cond(actor_due, lambda s: self.actor_step(s, batch, actor_key), lambda s: s, state)
+        return state, {**critic_info, **state.actor_info, "alpha": alpha}
+
+    def update_many(self, state, batches: Batch, first_update_index: Optional[jax.Array] = None):
+        """`G` updates in one lax.scan, numbered from `first_update_index` (state.num_updates if not given)."""
+        first = state.num_updates if first_update_index is None else first_update_index
+        indices = first + jnp.arange(batches.reward.shape[0], dtype=jnp.int32)
+        state, infos = jax.lax.scan(lambda s, xs: self.update(s, *xs), state, (batches, indices))
+        return state, jax.tree_util.tree_map(jnp.mean, infos)

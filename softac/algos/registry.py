@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from softac.algos.crossq.params import CrossQParams
+from softac.algos.droq.params import DroQParams
+from softac.algos.redq.params import REDQParams
 from softac.algos.sac_discrete.params import SACDiscreteParams
 from softac.algos.sac_v1.params import SACV1Params
 from softac.algos.spec import COMMON_DEFAULTS, SOFT_ACTOR_CRITIC_METRICS, AlgorithmSpec
@@ -46,6 +48,14 @@ REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                   # SAC's shared settings as sb3-contrib (lr 3e-4, batch 256, tau 0.005); network_init left at
                   # flax's (SBX's): no TQC benchmark of the two initialisations yet.
                   params=TQCParams),
+    AlgorithmSpec("droq", "softac.algos.droq.agent:DroQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="twin critics with dropout and layer norm, 20 updates per env step (Hiraoka et al. 2022)",
+                  # SBX's DroQ: 20 gradient steps per env step, the actor once per env step (policy_delay 20: DroQParams).
+                  config_defaults={"gradient_steps": 20}, params=DroQParams),
+    AlgorithmSpec("redq", "softac.algos.redq.agent:REDQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
+                  summary="10 critics, target min over a random 2 of them, 20 updates per env step (Chen et al. 2021)",
+                  # The authors' REDQ-SAC: UTD ratio 20, the actor once per env step (N, M, policy_delay: REDQParams).
+                  config_defaults={"gradient_steps": 20}, params=REDQParams),
 )}
 
 #: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).

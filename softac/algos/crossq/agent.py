@@ -9,21 +9,21 @@ One gradient step (`update`), numbered by the update count u:
              (critics in eval mode, actor in train mode)
 Adam with beta1 = adam_beta1 (the authors' 0.5). Acting and evaluation use the running statistics.
 
-The metrics of the actor step are kept in the state (`actor_info`), so every update reports the last
-actor step's loss, entropy and temperature loss, whether or not the actor stepped this time.
+The numbering, the branch and the metrics of the last actor step (`actor_info`, kept in the state) are
+`softac.algos.base.DelayedActorAgent`'s.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import flax
 import jax
 import jax.numpy as jnp
 import optax
 
-from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients, bootstrap_discount
+from softac.algos.base import Batch, DelayedActorAgent, adam, apply_gradients, bootstrap_discount
 from softac.algos.crossq import losses
 from softac.algos.crossq.export import normalised_mlp_layers
 from softac.algos.crossq.networks import BatchRenorm, NormalisedCritic, NormalisedSquashedGaussianActor
@@ -52,7 +52,7 @@ class CrossQState:
     num_updates: jax.Array
 
 
-class CrossQ(SquashedGaussianAgent):
+class CrossQ(DelayedActorAgent):
     """CrossQ. Implements `softac.algos.base.Agent`; its policy is the actor's parameters and running statistics."""
 
     policy_fields = ("actor_params", "actor_batch_stats")
@@ -89,8 +89,6 @@ class CrossQ(SquashedGaussianAgent):
         actor_vars = self.actor_train.init(actor_key, obs)
         critic_vars = self.critic_train.init(critic_key, obs, action)
         log_alpha = jnp.asarray(math.log(self.initial_alpha), jnp.float32)
-        zero = jnp.zeros((), jnp.float32)
-        actor_info = {"actor_loss": zero, "entropy": zero, **({"alpha_loss": zero} if self.learn_alpha else {})}
         return CrossQState(
             actor_params=actor_vars["params"], actor_batch_stats=actor_vars["batch_stats"],
             critic_params=critic_vars["params"], critic_batch_stats=critic_vars["batch_stats"],
@@ -98,22 +96,14 @@ class CrossQ(SquashedGaussianAgent):
             actor_opt_state=self.actor_optimizer.init(actor_vars["params"]),
             critic_opt_state=self.critic_optimizer.init(critic_vars["params"]),
             alpha_opt_state=self.alpha_optimizer.init(log_alpha),
-            actor_info=actor_info, key=key, num_updates=jnp.zeros((), jnp.int32),
+            actor_info=self.initial_actor_info(), key=key, num_updates=jnp.zeros((), jnp.int32),
         )
 
     # ----------------------------------------------------------------------------------- update
-    def update(self, state: CrossQState, batch: Batch, update_index: Optional[jax.Array] = None):
-        """One critic step, and the actor and temperature steps when `update_index` % policy_delay == 0.
-
-        update_index: the number of this update, state.num_updates unless given. `update_many` passes
-        it from outside the seeds' vmap, so the actor step is a real branch rather than a select that
-        would compute it on every step.
-        """
-        update_index = state.num_updates if update_index is None else update_index
-        key, next_key, actor_key = jax.random.split(state.key, 3)
+    def critic_step(self, state: CrossQState, batch: Batch, key: jax.Array) -> tuple[CrossQState, dict]:
+        """The critic step: one train-mode forward pass over concat((s, a), (s', a')), a' ~ pi(.|s') (key)."""
         alpha = jnp.exp(state.log_alpha)
-
-        next_action, next_log_prob = self.sample_action(self.policy_of(state), batch.next_obs, next_key)
+        next_action, next_log_prob = self.sample_action(self.policy_of(state), batch.next_obs, key)
 
         def critic_objective(critic_params):
             q_joint, changed = self.critic_train.apply(
@@ -128,36 +118,29 @@ class CrossQ(SquashedGaussianAgent):
             state.critic_params)
         critic_params, critic_opt_state = apply_gradients(self.critic_optimizer, state.critic_params,
                                                           state.critic_opt_state, critic_grads)
-        state = state.replace(critic_params=critic_params, critic_batch_stats=critic_batch_stats,
-                              critic_opt_state=critic_opt_state, key=key, num_updates=state.num_updates + 1)
+        return state.replace(critic_params=critic_params, critic_batch_stats=critic_batch_stats,
+                             critic_opt_state=critic_opt_state), critic_info
 
-        def actor_and_temperature_step(state: CrossQState) -> CrossQState:
-            def actor_objective(actor_params):
-                (mean, log_std), changed = self.actor_train.apply(
-                    {"params": actor_params, "batch_stats": state.actor_batch_stats}, batch.obs,
-                    mutable=["batch_stats"])
-                action, log_prob = squashed_gaussian_sample(actor_key, mean, log_std)
-                q = self.critic.apply({"params": state.critic_params, "batch_stats": state.critic_batch_stats},
-                                      batch.obs, action)
-                loss, info = sac_losses.actor_loss(q, log_prob, alpha)
-                return loss, (info, log_prob, changed["batch_stats"])
+    def actor_step(self, state: CrossQState, batch: Batch, key: jax.Array) -> CrossQState:
+        """SAC v2's actor and temperature steps: actor in train mode, the updated critics in eval mode."""
+        alpha = jnp.exp(state.log_alpha)
 
-            actor_grads, (actor_info, log_prob, actor_batch_stats) = jax.grad(actor_objective, has_aux=True)(
-                state.actor_params)
-            actor_params, actor_opt_state = apply_gradients(self.actor_optimizer, state.actor_params,
-                                                            state.actor_opt_state, actor_grads)
-            log_alpha, alpha_opt_state, alpha_info = self.temperature_step(state.log_alpha, state.alpha_opt_state,
-                                                                           log_prob)
-            return state.replace(actor_params=actor_params, actor_batch_stats=actor_batch_stats,
-                                 actor_opt_state=actor_opt_state, log_alpha=log_alpha,
-                                 alpha_opt_state=alpha_opt_state, actor_info={**actor_info, **alpha_info})
+        def actor_objective(actor_params):
+            (mean, log_std), changed = self.actor_train.apply(
+                {"params": actor_params, "batch_stats": state.actor_batch_stats}, batch.obs,
+                mutable=["batch_stats"])
+            action, log_prob = squashed_gaussian_sample(key, mean, log_std)
+            q = self.critic.apply({"params": state.critic_params, "batch_stats": state.critic_batch_stats},
+                                  batch.obs, action)
+            loss, info = sac_losses.actor_loss(q, log_prob, alpha)
+            return loss, (info, log_prob, changed["batch_stats"])
 
-        state = jax.lax.cond(update_index % self.policy_delay == 0, actor_and_temperature_step, lambda s: s, state)
-        return state, {**critic_info, **state.actor_info, "alpha": alpha}
-
-    def update_many(self, state: CrossQState, batches: Batch, first_update_index: Optional[jax.Array] = None):
-        """`G` updates in one lax.scan, numbered from `first_update_index` (state.num_updates if not given)."""
-        first = state.num_updates if first_update_index is None else first_update_index
-        indices = first + jnp.arange(batches.reward.shape[0], dtype=jnp.int32)
-        state, infos = jax.lax.scan(lambda s, xs: self.update(s, *xs), state, (batches, indices))
-        return state, jax.tree_util.tree_map(jnp.mean, infos)
+        actor_grads, (actor_info, log_prob, actor_batch_stats) = jax.grad(actor_objective, has_aux=True)(
+            state.actor_params)
+        actor_params, actor_opt_state = apply_gradients(self.actor_optimizer, state.actor_params,
+                                                        state.actor_opt_state, actor_grads)
+        log_alpha, alpha_opt_state, alpha_info = self.temperature_step(state.log_alpha, state.alpha_opt_state,
+                                                                       log_prob)
+        return state.replace(actor_params=actor_params, actor_batch_stats=actor_batch_stats,
+                             actor_opt_state=actor_opt_state, log_alpha=log_alpha,
+                             alpha_opt_state=alpha_opt_state, actor_info={**actor_info, **alpha_info})
