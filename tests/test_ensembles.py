@@ -228,7 +228,7 @@ def test_both_train_20_gradient_steps_per_env_step_by_default():
     (dict(algo="droq", dropout_rate=1.0), "dropout_rate must be in [0, 1), got 1.0."),
     (dict(algo="droq", dropout_rate=-0.1), "dropout_rate must be in [0, 1), got -0.1."),
     (dict(algo="droq", policy_delay=2.5), "policy_delay must be a positive integer, got 2.5."),
-    (dict(algo="sac", n_critics=4), "--n-critics is a setting of redq, not of sac."),
+    (dict(algo="sac", n_critics=4), "--n-critics is a setting of tqc and redq, not of sac."),
     (dict(algo="droq", target_subset_size=2), "--target-subset-size is a setting of redq, not of droq."),
 ])
 def test_bad_hyperparameters_are_one_sentence(changes, message):
