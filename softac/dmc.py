@@ -126,6 +126,8 @@ class FlattenSpecOrder(gym.ObservationWrapper):
         low = np.concatenate([np.broadcast_to(s.low, s.shape).ravel() for s in spaces]).astype(np.float64)
         high = np.concatenate([np.broadcast_to(s.high, s.shape).ravel() for s in spaces]).astype(np.float64)
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float64)
+        # Real time for videos: one frame per control step (shimmy's render_fps is control_timestep * 1000).
+        self.metadata = {**env.metadata, "render_fps": 1.0 / float(env.unwrapped._env.control_timestep())}
 
     def observation(self, observation: dict) -> np.ndarray:
         return np.concatenate([np.asarray(observation[k], np.float64).ravel() for k in self.keys])

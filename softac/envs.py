@@ -168,6 +168,8 @@ class ActionRepeat(gym.Wrapper):
         if not (isinstance(repeat, int) and repeat >= 1):
             raise SoftacError(f"action_repeat must be an integer >= 1, got {repeat!r}.")
         self.repeat = repeat
+        if env.metadata.get("render_fps"):  # one frame per agent step: videos still play in real time
+            self.metadata = {**env.metadata, "render_fps": env.metadata["render_fps"] / repeat}
 
     def step(self, action):
         total = 0.0
