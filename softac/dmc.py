@@ -3,7 +3,8 @@
 Ids are shimmy's: `dm_control/<domain>-<task>-v0`, e.g. `dm_control/cheetah-run-v0`,
 `dm_control/walker-run-v0`, `dm_control/ball_in_cup-catch-v0` (every task of `dm_control.suite.ALL_TASKS`).
 softac imports shimmy (which registers them) when an id starts with `dm_control/`; the extra
-`pip install "softac[dmc]"` installs it with dm_control and a MuJoCo that dm_control runs on.
+`pip install "softac[dmc]"` installs it with dm_control and a MuJoCo that dm_control runs on. Importing
+dm_control chooses its OpenGL backend: softac sets MUJOCO_GL=egl first (headless) unless it is set.
 
 Observations: dm_control returns an ordered dict of arrays (its observation spec). softac flattens it
 into one float64 vector in the order of the task's observation spec (`env.observation_spec()`, e.g.
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import re
+import sys
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -54,6 +57,7 @@ def register(env_id: str) -> None:
     SoftacError, one sentence: naming `softac[dmc]` when one of them is not installed; naming the module and
     the error when one is installed but fails to import (e.g. a dm_control too old for the MuJoCo installed).
     """
+    headless_rendering_default()
     for module in ("dm_control", "dm_control.suite", "shimmy"):
         try:
             importlib.import_module(module)
@@ -64,6 +68,14 @@ def register(env_id: str) -> None:
             raise SoftacError(f"Importing module {module!r} for environment {env_id!r} failed "
                               f"({type(exc).__name__}: {_first_line(exc)}); {INSTALL} installs versions that work "
                               "together.") from None
+
+
+def headless_rendering_default() -> None:
+    """MUJOCO_GL=egl (headless OpenGL) on Linux unless it is set: dm_control chooses its rendering backend once,
+    when it is first imported (Gymnasium's MuJoCo environments only at their first frame), and its default, GLFW,
+    needs a display; softac's videos render offscreen. Call it before dm_control is imported."""
+    if sys.platform.startswith("linux") and "dm_control" not in sys.modules:
+        os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _first_line(exc: BaseException) -> str:

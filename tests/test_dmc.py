@@ -10,13 +10,15 @@ import json
 import numpy as np
 import pytest
 
+from softac import dmc  # noqa: E402
+
+dmc.headless_rendering_default()  # before dm_control is imported (it picks its OpenGL backend then), as softac does
 pytest.importorskip("dm_control")
 pytest.importorskip("shimmy")
 
 import jax  # noqa: E402
 
 from softac import SoftacError, load_agent, resume, train  # noqa: E402
-from softac import dmc  # noqa: E402
 from softac.algos.registry import make_agent  # noqa: E402
 from softac.checkpoint import load_checkpoint  # noqa: E402
 from softac.cli import main  # noqa: E402
