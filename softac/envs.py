@@ -307,7 +307,8 @@ def capture_env_state(env: gym.Env) -> Optional[dict[str, Any]]:
     elapsed = None if time_limit is None or time_limit._elapsed_steps is None else int(time_limit._elapsed_steps)
     unwrapped = env.unwrapped
     if dmc.is_dmc_env(env):
-        return dmc.capture_state(env)
+        state = dmc.capture_state(env)
+        return None if state is None else {**state, "elapsed_steps": elapsed}  # a TimeLimit from max_episode_steps
     if _is_mujoco(env):
         import mujoco
 
@@ -346,8 +347,7 @@ def restore_env_state(cfg: "SACConfig", state: Optional[dict[str, Any]],
     try:
         if kind == "dm_control":
             dmc.restore_state(env, state)
-            return env, None
-        if kind == "mujoco":
+        elif kind == "mujoco":
             import mujoco
 
             physics = np.asarray(state["physics"], np.float64)
@@ -362,7 +362,8 @@ def restore_env_state(cfg: "SACConfig", state: Optional[dict[str, Any]],
                 raise ValueError(f"unknown attributes {sorted(unknown)}")
             for name, value in state["attributes"].items():
                 setattr(unwrapped, name, _unplain(value))
-        unwrapped.np_random.bit_generator.state = state["np_random"]
+        if kind != "dm_control":  # dm_control's RandomState is the task's, restored above
+            unwrapped.np_random.bit_generator.state = state["np_random"]
         time_limit = _time_limit(env)
         if time_limit is not None and state["elapsed_steps"] is not None:
             time_limit._elapsed_steps = int(state["elapsed_steps"])

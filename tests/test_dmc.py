@@ -130,8 +130,10 @@ def test_action_repeat_sums_rewards_and_ends_at_the_time_limit_env_step(repeat, 
 
 
 # ------------------------------------------------------------------------------------ exact resume
-def test_env_state_restores_the_episode_in_progress_and_the_next_one(tmp_path):
-    cfg = dmc_config(tmp_path, action_repeat=1)
+@pytest.mark.parametrize("env_kwargs, cut_at", [(SHORT, 100), ({**SHORT, "max_episode_steps": 60}, 60)])
+def test_env_state_restores_the_episode_in_progress_and_the_next_one(tmp_path, env_kwargs, cut_at):
+    # dm_control's own time limit, or a Gymnasium TimeLimit (max_episode_steps) around it: both counters restored.
+    cfg = dmc_config(tmp_path, action_repeat=1, env_kwargs=env_kwargs)
     env = make_config_env(cfg)
     env.reset(seed=3)
     rng = np.random.default_rng(0)
@@ -141,13 +143,15 @@ def test_env_state_restores_the_episode_in_progress_and_the_next_one(tmp_path):
     assert state["kind"] == "dm_control" and state["step_count"] == 37
     restored, fresh_obs = restore_env_state(cfg, state, reset_seed=999)
     assert fresh_obs is None
-    actions = rng.uniform(-1, 1, (150, 1))  # past the cut-off at 100 env steps and into the next episode
-    for action in actions:
+    cuts = []
+    for t, action in enumerate(rng.uniform(-1, 1, (150, 1)), start=38):  # past the cut-off, into the next episode
         a, b = env.step(action), restored.step(action)
         np.testing.assert_array_equal(a[0], b[0])
         assert a[1:4] == b[1:4]
         if a[2] or a[3]:  # the next episode's initial state comes from the task's restored RandomState
+            cuts.append(t)
             np.testing.assert_array_equal(env.reset()[0], restored.reset()[0])
+    assert cuts[0] == cut_at
 
 
 def test_resume_on_dmc_with_action_repeat_equals_the_straight_run(tmp_path):
