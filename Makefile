@@ -1,6 +1,6 @@
 # Two commands on a fresh machine with only Python and pip:
 #   make train   - virtual environment, install, train SAC on Pendulum-v1 (about a minute), evaluate, plot
-#   make test    - virtual environment, install with the test extras and the optional ones (ray, export, video, jax-envs, docs), run the test suite
+#   make test    - virtual environment, install with the test extras and the optional ones (ray, export, video, jax-envs, dmc, docs), run the test suite
 #   make docs    - build the documentation site (MkDocs + Material + mkdocstrings) in strict mode into site/
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -e ".[test,ray,export,video,jax-envs,docs]"
+	$(BIN)/python -m pip install -e ".[test,ray,export,video,jax-envs,dmc,docs]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from softac.algos.params import AlgorithmParams
 from softac.algos.registry import AUTO, REGISTRY, algorithm_defaults, algorithm_names, all_param_fields, owners_of
+from softac.compiled import is_jax_env
 from softac.errors import SoftacError
 from softac.fields import check as _check
 from softac.fields import doc_field as _doc
@@ -47,6 +48,9 @@ class SACConfig:
     num_envs: int = _doc("Environments per seed stepped together each loop iteration (vectorised collection); "
                          "gradient_steps stays per env step, so one dispatch carries num_envs x gradient_steps "
                          "updates.", default=1)
+    action_repeat: int = _doc("Repeat each agent action this many env steps, rewards summed (stops at termination "
+                              "or truncation); total_steps, learning_starts, the eval/log/checkpoint intervals and "
+                              "the metrics count env steps, train_every and gradient_steps agent steps.", default=1)
     algo: str = _doc("Algorithm: a name of the registry (softac.algos.registry; `softac train --help` lists each with "
                      "one line), or 'auto': sac for Box actions, sac-discrete for Discrete ones.", default="auto")
     total_steps: int = _doc("Environment steps to train for, per seed.", default=1_000_000)
@@ -135,6 +139,11 @@ class SACConfig:
             params = {k: tuple(v) if isinstance(v, list) else v for k, v in sorted(params.items())} or None
         object.__setattr__(self, "algo_params", params)
         validate(self)
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        """Env steps one loop iteration takes per seed: num_envs agent steps of action_repeat env steps each."""
+        return self.num_envs * self.action_repeat
 
     @property
     def env_kwargs_dict(self) -> dict[str, Any]:
@@ -363,9 +372,17 @@ def validate(cfg: SACConfig) -> None:
            f"network_init must be 'flax' or 'pytorch', got {cfg.network_init!r}.")
     _check(cfg.adam_beta1 is None or (_finite(cfg.adam_beta1) and 0 <= cfg.adam_beta1 < 1),
            f"adam_beta1 must be in [0, 1), got {cfg.adam_beta1!r}.")
+    _check(isinstance(cfg.action_repeat, int) and not isinstance(cfg.action_repeat, bool) and cfg.action_repeat >= 1,
+           f"action_repeat must be an integer >= 1 (env steps per agent action), got {cfg.action_repeat!r}.")
+    _check(cfg.action_repeat == 1 or not is_jax_env(cfg.env),
+           f"action_repeat {cfg.action_repeat} needs a Gymnasium environment; {cfg.env} trains inside XLA, where "
+           "actions are not repeated.")
     _check(cfg.total_steps % cfg.num_envs == 0,
            f"total_steps ({cfg.total_steps}) must be a multiple of num_envs ({cfg.num_envs}): every loop iteration "
            "steps all num_envs environments.")
+    _check(cfg.total_steps % cfg.env_steps_per_iteration == 0,
+           f"total_steps ({cfg.total_steps}) must be a multiple of num_envs x action_repeat "
+           f"({cfg.env_steps_per_iteration}): every loop iteration takes that many env steps.")
     if cfg.seeds is not None:
         _check(len(cfg.seeds) > 0, "seeds must list at least one seed.")
         _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds must be distinct, got {cfg.seeds!r}.")

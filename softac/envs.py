@@ -12,6 +12,9 @@ Environment state in checkpoints (`capture_env_state` / `restore_env_state`), pl
 - Gymnasium's classic-control environments (Pendulum, CartPole, MountainCar, Acrobot, ...): their
   `state` array (and CartPole's `steps_beyond_terminated`, Pendulum's `last_u`), the env's np_random
   state and the TimeLimit step counter; the episode in progress continues exactly.
+- The DeepMind Control Suite (`dm_control/<domain>-<task>-v0`, softac.dmc): the physics' integration
+  state, the model fields tasks randomise per episode, the task's RandomState and dm_control's step
+  counter (its time limit); the episode in progress continues exactly.
 - Others (e.g. Box2D or your own environments): not captured; on resume the episode in progress is
   dropped and the environment is reset with a seed derived from the run's seed and step. Resume is
   then exact for the agent, buffer and RNGs but not for that episode.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import gymnasium as gym
 import numpy as np
 
+from softac import dmc
 from softac.errors import SoftacError
 
 if TYPE_CHECKING:
@@ -38,10 +42,16 @@ def check_env_id(env_id: str) -> None:
     """Raise SoftacError naming close matches when `env_id` is not a registered Gymnasium id.
 
     `module:Id` (Gymnasium's form for environments registered by your own package) imports `module`
-    first, so that its registrations are seen, then checks `Id`.
+    first, so that its registrations are seen, then checks `Id`. A `dm_control/` id imports shimmy
+    (softac.dmc.register), which registers the DeepMind Control Suite.
     """
     if env_id in gym.registry:
         return
+    if dmc.is_dmc_id(env_id):
+        dmc.register(env_id)
+        if env_id in gym.registry:
+            return
+        raise dmc.unknown_id_error(env_id)
     from softac.compiled import is_jax_env
 
     if is_jax_env(env_id):  # gymnax:/brax: would otherwise import as module:id and find Gymnasium's namesake
@@ -93,11 +103,15 @@ def quiet_repeated_mujoco_warnings() -> None:
 
 
 def make_env(env_id: str, env_kwargs: Optional[dict[str, Any]] = None, flatten_obs: bool = False,
-             render_mode: Optional[str] = None) -> gym.Env:
+             render_mode: Optional[str] = None, action_repeat: int = 1) -> gym.Env:
     """gym.make(env_id, **env_kwargs) with its spaces checked; errors a user can cause become SoftacError.
 
-    `flatten_obs` wraps the environment in Gymnasium's FlattenObservation (a Dict or Tuple observation
-    space becomes one flat Box); `render_mode` is passed to gym.make (videos use "rgb_array").
+    A DeepMind Control Suite environment's Dict observation is flattened in its observation spec's order
+    (softac.dmc.flatten), with or without `flatten_obs`. `flatten_obs` wraps the environment in Gymnasium's
+    FlattenObservation (a Dict or Tuple observation space becomes one flat Box); `render_mode` is passed to
+    gym.make (videos use "rgb_array"); `action_repeat` > 1 wraps it in ActionRepeat (outermost).
+    An environment whose module fails to import or whose constructor raises is one SoftacError naming the
+    module and the error.
     """
     check_env_id(env_id)
     quiet_repeated_mujoco_warnings()
@@ -110,15 +124,66 @@ def make_env(env_id: str, env_kwargs: Optional[dict[str, Any]] = None, flatten_o
         raise SoftacError(f"Cannot create environment {env_id!r}: {exc}") from None
     except TypeError as exc:  # an env_kwargs key the environment does not take
         raise SoftacError(f"Cannot create environment {env_id!r} with env_kwargs {env_kwargs!r}: {exc}.") from None
+    except Exception as exc:  # the environment's module or constructor failed (e.g. dm_control on an unsupported MuJoCo)
+        raise construction_error(env_id, exc) from None
+    env = dmc.flatten(env)
     if flatten_obs:
         env = gym.wrappers.FlattenObservation(env)
     check_spaces(env.observation_space, env.action_space, env_id)
+    if action_repeat > 1:
+        env = ActionRepeat(env, action_repeat)
     return env
 
 
+def construction_error(env_id: str, exc: Exception) -> SoftacError:
+    """One sentence for an environment whose constructor (or a module it imports) raised `exc`: the module of its
+    entry point, the module the error came from when that is another, and the error."""
+    entry = gym.registry[env_id].entry_point if env_id in gym.registry else None
+    if isinstance(entry, str):
+        module = entry.partition(":")[0]
+    else:
+        func = getattr(entry, "func", entry)  # functools.partial (shimmy's ids) or a callable
+        module = getattr(func, "__module__", None) or "?"
+    tb, origin = exc.__traceback__, None
+    while tb is not None:
+        origin, tb = tb.tb_frame.f_globals.get("__name__"), tb.tb_next
+    where = f"module {module!r}" + (f" (raised in {origin!r})" if origin and origin != module else "")
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+    hint = f"; {dmc.INSTALL} installs versions that work together" if dmc.is_dmc_id(env_id) else ""
+    return SoftacError(f"Cannot create environment {env_id!r}: {where} failed with {type(exc).__name__}: "
+                       f"{text}{hint}.")
+
+
+ENV_STEPS_INFO = "env_steps"  # ActionRepeat's info key: env steps the agent step took
+
+
+class ActionRepeat(gym.Wrapper):
+    """Each action is repeated `repeat` env steps and their rewards summed (float64); it stops early at
+    termination or truncation, so a time limit (counted in env steps by the TimeLimit inside) still cuts the
+    episode at its env step. The step's info is the last env step's, with `info["env_steps"]` the env steps taken.
+    """
+
+    def __init__(self, env: gym.Env, repeat: int):
+        super().__init__(env)
+        if not (isinstance(repeat, int) and repeat >= 1):
+            raise SoftacError(f"action_repeat must be an integer >= 1, got {repeat!r}.")
+        self.repeat = repeat
+        if env.metadata.get("render_fps"):  # one frame per agent step: videos still play in real time
+            self.metadata = {**env.metadata, "render_fps": env.metadata["render_fps"] / repeat}
+
+    def step(self, action):
+        total = 0.0
+        for taken in range(1, self.repeat + 1):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, {**info, ENV_STEPS_INFO: taken}
+
+
 def make_config_env(cfg: "SACConfig", render_mode: Optional[str] = None) -> gym.Env:
-    """The environment of a config: its `env` id, `env_kwargs` and `flatten_obs` (see make_env)."""
-    return make_env(cfg.env, cfg.env_kwargs_dict, cfg.flatten_obs, render_mode)
+    """The environment of a config: its `env` id, `env_kwargs`, `flatten_obs` and `action_repeat` (see make_env)."""
+    return make_env(cfg.env, cfg.env_kwargs_dict, cfg.flatten_obs, render_mode, cfg.action_repeat)
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space, env_id: str) -> None:
@@ -241,6 +306,9 @@ def capture_env_state(env: gym.Env) -> Optional[dict[str, Any]]:
     time_limit = _time_limit(env)
     elapsed = None if time_limit is None or time_limit._elapsed_steps is None else int(time_limit._elapsed_steps)
     unwrapped = env.unwrapped
+    if dmc.is_dmc_env(env):
+        state = dmc.capture_state(env)
+        return None if state is None else {**state, "elapsed_steps": elapsed}  # a TimeLimit from max_episode_steps
     if _is_mujoco(env):
         import mujoco
 
@@ -271,12 +339,15 @@ def restore_env_state(cfg: "SACConfig", state: Optional[dict[str, Any]],
     if state is None:
         return env, obs
     kind = state.get("kind") if isinstance(state, dict) else None
-    expected = "mujoco" if _is_mujoco(env) else "classic_control" if _is_classic_control(env) else None
+    expected = ("dm_control" if dmc.is_dmc_env(env) else "mujoco" if _is_mujoco(env)
+                else "classic_control" if _is_classic_control(env) else None)
     if kind != expected:
         raise SoftacError(f"The checkpoint's environment state ({kind!r}) does not fit {env_id}.")
     unwrapped = env.unwrapped
     try:
-        if kind == "mujoco":
+        if kind == "dm_control":
+            dmc.restore_state(env, state)
+        elif kind == "mujoco":
             import mujoco
 
             physics = np.asarray(state["physics"], np.float64)
@@ -291,7 +362,8 @@ def restore_env_state(cfg: "SACConfig", state: Optional[dict[str, Any]],
                 raise ValueError(f"unknown attributes {sorted(unknown)}")
             for name, value in state["attributes"].items():
                 setattr(unwrapped, name, _unplain(value))
-        unwrapped.np_random.bit_generator.state = state["np_random"]
+        if kind != "dm_control":  # dm_control's RandomState is the task's, restored above
+            unwrapped.np_random.bit_generator.state = state["np_random"]
         time_limit = _time_limit(env)
         if time_limit is not None and state["elapsed_steps"] is not None:
             time_limit._elapsed_steps = int(state["elapsed_steps"])

@@ -33,6 +33,7 @@ import numpy as np
 from softac.config import SACConfig, preset, validate
 from softac.errors import SoftacError, TrialsInterrupted
 from softac.logger import read_metrics
+from softac.rundir import portable_name
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Suite:
         return base.replace(env=env_id, total_steps=self.total_steps, seeds=self.seeds, seed=self.seeds[0],
                             eval_every=self.eval_every, eval_episodes=self.eval_episodes,
                             checkpoint_every=self.eval_every, log_every=min(base.log_every, self.eval_every),
-                            run_root=str(out_root / self.name), run_name=env_id.replace("/", "-"),
+                            run_root=str(out_root / self.name), run_name=portable_name(env_id),
                             progress=False, print_evaluations=True)
 
 
@@ -395,7 +396,7 @@ def _write_assets(suite: Suite, env_id: str, run_dirs: list[Path], assets: Path)
     """The learning-curve PNG and a copy of every seed's metrics.csv; returns the PNG's path."""
     from softac.plot import plot_runs
 
-    safe = env_id.replace("/", "-")
+    safe = portable_name(env_id)
     (assets / safe).mkdir(parents=True, exist_ok=True)
     for seed, run_dir in zip(suite.seeds, run_dirs):
         shutil.copyfile(run_dir / "metrics.csv", assets / safe / f"seed{seed}.csv")

@@ -63,8 +63,9 @@ class ScheduledLoop:
 
     # ---- the schedule
     def _crossed(self, interval: int) -> bool:
-        """True when the env steps of the last iteration (num_envs of them) reached a multiple of `interval`."""
-        return self.step // interval > (self.step - self.cfg.num_envs) // interval
+        """True when the env steps of the last iteration (num_envs x action_repeat of them) reached a multiple of
+        `interval`."""
+        return self.step // interval > (self.step - self.cfg.env_steps_per_iteration) // interval
 
     def _should_stop(self) -> bool:
         """True once a callback asked to stop, or every seed's last evaluation reached `stop_at_eval_return`."""

@@ -12,6 +12,9 @@ of interrupted writes.
   and renamed over the old one, so a reader sees the old or the new file, never a half-written one.
 - `remove_leftovers`: temporary files and directories of a write that was interrupted (names start
   with a dot and contain `.tmp-`, `.new-` or `.old-`), removed by the next writer of the directory.
+- `portable_name`: the part of a default run-directory name made from an environment id, in portable
+  characters only (letters, digits, '-', '_', '.'), whatever the id (`dm_control/cheetah-run-v0`,
+  `gymnax:Pendulum-v1`, `my_pkg.envs:Robot-v0`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import errno
 import fcntl
 import os
 import json
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +35,17 @@ from softac.errors import SoftacError
 
 CONFIG_NAME = "config.json"
 LOCK_NAME = ".lock"
+_NOT_PORTABLE = re.compile(r"[^A-Za-z0-9._-]+")
 _LEFTOVER_MARKERS = (".tmp-", ".new-", ".old-")
+
+
+def portable_name(text: str) -> str:
+    """`text` as a file name of portable characters only (POSIX's portable file name set: letters, digits, '-',
+    '_', '.'): every run of other characters becomes one '-' (so '/' and ':' do), leading dots and dashes are
+    dropped (no hidden file, no option-like name), and a name with nothing left is '_'. A pure function:
+    `dm_control/cheetah-run-v0` -> `dm_control-cheetah-run-v0`, `gymnax:Pendulum-v1` -> `gymnax-Pendulum-v1`."""
+    name = _NOT_PORTABLE.sub("-", text).lstrip(".-")
+    return name or "_"
 
 
 def lock_holder(run_dir: str | Path) -> Optional[int]:
@@ -161,7 +175,7 @@ def run_dir_name(cfg: SACConfig, seed: int, timestamp: str) -> str:
     """<env>__<algo>__seed<k>__<timestamp>, or <run_name>__seed<k> when a run name is given."""
     if cfg.run_name:
         return f"{cfg.run_name}__seed{seed}" if len(cfg.seed_list) > 1 else cfg.run_name
-    return f"{cfg.env.replace('/', '-')}__{cfg.algo}__seed{seed}__{timestamp}"
+    return f"{portable_name(cfg.env)}__{cfg.algo}__seed{seed}__{timestamp}"
 
 
 def named_run_dirs(cfg: SACConfig) -> list[Path]:

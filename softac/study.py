@@ -33,6 +33,7 @@ import numpy as np
 from softac.config import SACConfig, field_hints
 from softac.distributed import RayOptions, Trial, TrialOutcome, check_options, run_trials, seed_groups, start_ray
 from softac.errors import SoftacError, TrialsInterrupted
+from softac.rundir import portable_name
 
 SPEC_NAME = "sweep.json"
 CSV_NAME = "sweep.csv"
@@ -216,7 +217,7 @@ def sweep(base_config: SACConfig, grid: dict[str, Sequence] | Sequence[tuple[str
                          asha_reduction_factor=asha_reduction_factor, max_failures=max_failures)
     check_options(options)
     if out is None:
-        out = Path("sweeps") / f"{base_config.env.replace('/', '-')}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        out = Path("sweeps") / f"{portable_name(base_config.env)}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise SoftacError(f"{out} already exists and is not empty; choose another --out, or continue that sweep "

@@ -54,7 +54,7 @@ from softac.checkpoint import checkpoint_step, load_checkpoint, recover_interrup
 from softac.compiled import is_jax_env
 from softac.compiled import run as compiled_run
 from softac.config import SACConfig
-from softac.envs import action_spec, capture_env_state, make_config_env, restore_env_state
+from softac.envs import ENV_STEPS_INFO, action_spec, capture_env_state, make_config_env, restore_env_state
 from softac.errors import SoftacError, TrainingInterrupted
 from softac.evaluate import make_deterministic_policy, run_episodes
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
@@ -197,7 +197,7 @@ class Trainer(ScheduledLoop):
                 task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
                 while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
                     self._step_envs(self._update_then_act_step())
-                    self.step += cfg.num_envs
+                    self.step += cfg.env_steps_per_iteration
                     self._after_step()
                     if self._crossed(64) or self.step == cfg.total_steps:
                         progress.update(task, completed=self.step, ret=format_return(self._mean("last_episode_return")),
@@ -217,17 +217,19 @@ class Trainer(ScheduledLoop):
         return [run.run_dir for run in self.runs]
 
     def _updates_due(self) -> int:
-        """Gradient steps due before the actions of this iteration (env steps step .. step + num_envs - 1).
+        """Gradient steps due before the actions of this iteration (agent steps a .. a + num_envs - 1, where
+        a = step // action_repeat: with action_repeat 1 agent steps are env steps).
 
-        One environment takes `gradient_steps` updates before acting at every env step t > 0 with
-        t >= learning_starts and t a multiple of `train_every`. With num_envs environments, the updates of
-        every such t up to the last env step of this iteration are due (those of steps skipped while the
-        warm-up ran included), so the number of updates per env step does not depend on num_envs.
+        One environment takes `gradient_steps` updates before acting at every agent step t > 0 with
+        t * action_repeat >= learning_starts and t a multiple of `train_every`. With num_envs environments, the
+        updates of every such t up to the last agent step of this iteration are due (those of steps skipped
+        while the warm-up ran included), so the number of updates per agent step does not depend on num_envs.
         """
         cfg = self.cfg
         if self.step == 0 or self.step < cfg.learning_starts:
             return 0
-        first, last = max(cfg.learning_starts, 1), self.step + cfg.num_envs - 1
+        repeat = cfg.action_repeat
+        first, last = max(-(-cfg.learning_starts // repeat), 1), self.step // repeat + cfg.num_envs - 1
         due_in_all = cfg.gradient_steps * (last // cfg.train_every - (first - 1) // cfg.train_every)
         return due_in_all - self.updates_done
 
@@ -262,13 +264,14 @@ class Trainer(ScheduledLoop):
         truncateds = np.empty(obs.shape[:2], np.float32)
         for k, run in enumerate(self.runs):
             for j, env in enumerate(run.envs):
-                next_obs_j, reward, terminated, truncated, _ = env.step(self.action_spec.to_env(actions[k, j]))
+                next_obs_j, reward, terminated, truncated, info = env.step(self.action_spec.to_env(actions[k, j]))
                 if not (np.all(np.isfinite(next_obs_j)) and np.isfinite(reward)):
-                    raise nonfinite_error(run.seed, self.step + j + 1, run.last_checkpoint_step, run.run_dir)
+                    raise nonfinite_error(run.seed, self.step + (j + 1) * self.cfg.action_repeat,
+                                          run.last_checkpoint_step, run.run_dir)
                 next_obs[k, j], rewards[k, j], terminateds[k, j] = next_obs_j, reward, float(terminated)
                 truncateds[k, j] = float(truncated)
                 run.episode_returns[j] += float(reward)
-                run.episode_lengths[j] += 1
+                run.episode_lengths[j] += info.get(ENV_STEPS_INFO, 1)  # env steps (ActionRepeat takes several)
                 if terminated or truncated:
                     run.finished_returns.append(float(run.episode_returns[j]))
                     run.finished_lengths.append(int(run.episode_lengths[j]))

@@ -100,7 +100,9 @@ def _mujoco_gl_error(backend: str, detail: str) -> SoftacError:
 def _render_error(env, env_id: str, exc: Exception) -> SoftacError:
     """One sentence saying why `env` could not render, naming the missing system library where known."""
     detail = f"{type(exc).__name__}: {_first_line(exc)}"
-    if hasattr(env.unwrapped, "mujoco_renderer"):  # Gymnasium's MuJoCo environments
+    from softac.dmc import is_dmc_env
+
+    if hasattr(env.unwrapped, "mujoco_renderer") or is_dmc_env(env):  # Gymnasium's MuJoCo environments, dm_control
         return _mujoco_gl_error(os.environ.get("MUJOCO_GL", "").lower(), detail)
     if (isinstance(exc, ImportError) and "pygame" in str(exc).lower()) or type(exc).__name__ == "DependencyNotInstalled":
         return SoftacError(f"{env_id} renders through pygame, which is not installed ({detail}); {INSTALL_HINT}.")
