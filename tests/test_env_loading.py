@@ -16,7 +16,7 @@ from softac.cli import main
 from softac.envs import ENV_STEPS_INFO, make_config_env, make_env
 from softac.logger import read_metrics
 from softac.rundir import portable_name
-from softac.train import run_dir_name
+from softac.rundir import run_dir_name
 from tests.conftest import tiny_config
 
 PORTABLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
