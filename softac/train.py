@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from softac.algos.base import observes_env_steps
 from softac.algos.registry import make_agent, resolve_algo
 from softac.algos.registry import get_spec
 from softac.callbacks import Callback
@@ -255,6 +256,8 @@ class Trainer(ScheduledLoop):
         # number is the same for every seed (they run in lockstep), so it is not mapped.
         self._update_then_act = jax.jit(jax.vmap(update_then_act, in_axes=(0, 0, 0, 0, None)), donate_argnums=0)
         self._act = jax.jit(jax.vmap(lambda state, key, obs: agent.explore(agent.policy_of(state), key, obs)))
+        # The agent's statistics of the data stream, after every env step (only agents that keep some).
+        self._observe = jax.jit(jax.vmap(agent.observe), donate_argnums=0) if observes_env_steps(agent) else None
         self._deterministic = make_deterministic_policy(agent)
 
     # ------------------------------------------------------------------------------- the loop
@@ -331,12 +334,14 @@ class Trainer(ScheduledLoop):
         next_obs = np.empty_like(obs)
         rewards = np.empty(obs.shape[:2], np.float32)
         terminateds = np.empty(obs.shape[:2], np.float32)
+        truncateds = np.empty(obs.shape[:2], np.float32)
         for k, run in enumerate(self.runs):
             for j, env in enumerate(run.envs):
                 next_obs_j, reward, terminated, truncated, _ = env.step(self.action_spec.to_env(actions[k, j]))
                 if not (np.all(np.isfinite(next_obs_j)) and np.isfinite(reward)):
                     raise nonfinite_error(run.seed, self.step + j + 1, run.last_checkpoint_step, run.run_dir)
                 next_obs[k, j], rewards[k, j], terminateds[k, j] = next_obs_j, reward, float(terminated)
+                truncateds[k, j] = float(truncated)
                 run.episode_returns[j] += float(reward)
                 run.episode_lengths[j] += 1
                 if terminated or truncated:
@@ -348,6 +353,9 @@ class Trainer(ScheduledLoop):
                     next_obs_j, _ = env.reset()
                 run.obs[j] = next_obs_j
         self.buffer.add_many(obs, actions, rewards, next_obs, terminateds)
+        if self._observe is not None:
+            self.state = self._observe(self.state, np.stack([run.obs for run in self.runs]), rewards, terminateds,
+                                       truncateds)
 
     def seeds(self) -> tuple[int, ...]:
         return tuple(run.seed for run in self.runs)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from softac.algos.crossq.params import CrossQParams
 from softac.algos.sac_discrete.params import SACDiscreteParams
 from softac.algos.sac_v1.params import SACV1Params
+from softac.algos.simbav2.params import SimbaV2Params
 from softac.algos.spec import COMMON_DEFAULTS, SOFT_ACTOR_CRITIC_METRICS, AlgorithmSpec
 from softac.errors import SoftacError
 
@@ -40,6 +41,13 @@ REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                   # The authors' settings: lr 1e-3, Adam beta1 0.5, 2048-wide critics (policy delay 3: CrossQParams).
                   config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "critic_hidden_sizes": (2048, 2048)},
                   params=CrossQParams),
+    AlgorithmSpec("simbav2", "softac.algos.simbav2.agent:SimbaV2", discrete=False,
+                  metrics=SOFT_ACTOR_CRITIC_METRICS + ("reward_scale",),
+                  summary="hyperspherical networks, categorical critic, normalised observations and rewards "
+                          "(Lee et al. 2025)",
+                  # The authors' settings: lr 1e-4 (decaying to 5e-5: SimbaV2Params), UTD 2, initial alpha 0.01.
+                  config_defaults={"learning_rate": 1e-4, "gradient_steps": 2, "initial_alpha": 0.01},
+                  params=SimbaV2Params),
 )}
 
 #: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).
