@@ -37,7 +37,7 @@ Layer kinds, x the input [..., in]:
 | `relu` | (none) | max(x, 0) |
 | `batch_norm` | mean, var, scale, bias [in], epsilon [] | (x - mean) / sqrt(var + epsilon) * scale + bias |
 | `shift_l2` | shift [], epsilon [] | l2([x, shift]): the constant appended as one more feature, then L2-normalised [..., in + 1] |
-| `l2_normalize` | epsilon [] | l2(x) = x / max(\|\|x\|\|_2, epsilon) over the last axis |
+| `l2_normalize` | epsilon [] | l2(x) = x / max(norm(x), epsilon), norm(x) the L2 norm over the last axis |
 | `lerp` | kernel1 [in, hidden], offset [], kernel2 [hidden, in], alpha [in], epsilon [] | l2(x + alpha (l2((max(x @ kernel1, 0) + offset) @ kernel2) - x)) |
 
 `batch_norm` is batch (re)normalisation in evaluation mode, with the running statistics (mean, var)
