@@ -44,7 +44,7 @@ def normalize_observation(obs: jax.Array, mean: jax.Array, var: jax.Array) -> ja
 def shift_and_normalize(x: jax.Array, shift: float) -> jax.Array:
     """x~ = l2([x, c_shift]): the constant appended as one more feature keeps the norm of x (lost by the
     projection) in the direction of x~. x [..., d] -> [..., d + 1]."""
-    constant = jnp.full(x.shape[:-1] + (1,), shift, x.dtype)
+    constant = jnp.ones_like(x[..., :1]) * shift  # (not jnp.full of x.shape: the ONNX export has a symbolic batch)
     return l2_normalize(jnp.concatenate([x, constant], axis=-1))
 
 
