@@ -42,7 +42,8 @@ def categorical_projection(next_probs: jax.Array, reward: jax.Array, terminated:
     num_bins = atoms.shape[0]
     v_min, v_max = atoms[0], atoms[-1]
     discount = jnp.broadcast_to(jnp.asarray(discount, jnp.float32), reward.shape)
-    shifted = reward[:, None] + (discount * (1.0 - terminated))[:, None] * (atoms[None, :] - next_alpha_log_prob[:, None])
+    bootstrap = (discount * (1.0 - terminated))[:, None]
+    shifted = reward[:, None] + bootstrap * (atoms[None, :] - next_alpha_log_prob[:, None])  # Tz_j [B, K]
     position = (jnp.clip(shifted, v_min, v_max) - v_min) / ((v_max - v_min) / (num_bins - 1))  # b_j [B, K]
     closeness = jnp.maximum(0.0, 1.0 - jnp.abs(position[:, :, None] - jnp.arange(num_bins, dtype=jnp.float32)))
     return jnp.einsum("bj,bjk->bk", next_probs, closeness)
