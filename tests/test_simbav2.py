@@ -23,8 +23,10 @@ from softac.errors import SoftacError
 from softac.evaluate import read_run_config
 from softac.logger import read_metrics
 from softac.numpy_policy import NumpyPolicy
-from softac.train import train
+from softac.callbacks import Callback
+from softac.train import resume, train
 from tests.conftest import SMALL_NETWORKS, tiny_config
+from tests.helpers import assert_trees_equal
 
 OBS_DIM, ACTION_DIM = 3, 2
 
@@ -188,32 +190,48 @@ def test_switched_off_normalisation_leaves_the_statistics_alone():
     assert float(metrics["reward_scale"]) == 1.0
 
 
-def observed_sequence(buffer_obs: np.ndarray, current_obs: np.ndarray, steps: int) -> np.ndarray:
-    """The observations the loop passes to observe over `steps` env steps: the one acted on after each step
-    (buffer.obs[1..steps-1], then the current one)."""
-    return np.concatenate([buffer_obs[1:steps], current_obs[None]], axis=0)
-
-
-@pytest.mark.parametrize("env", ["Pendulum-v1", "gymnax:Pendulum-v1"])
-def test_both_loops_feed_the_statistics_once_per_env_step(tmp_path, env):
-    """250 env steps (one time limit of 200 inside): the statistics hold every observation acted on, reset ones
-    included, and every step's reward in the return."""
+@pytest.mark.parametrize("env, num_envs", [("Pendulum-v1", 1), ("Pendulum-v1", 2), ("gymnax:Pendulum-v1", 1)])
+def test_both_loops_feed_the_statistics_once_per_env_step(tmp_path, env, num_envs):
+    """250 env steps (a time limit of 200 inside): the statistics hold every observation acted on, reset ones
+    included (the buffer's observations after the first step's, then the current ones), and every step's
+    return."""
     if env.startswith("gymnax"):
         pytest.importorskip("gymnax")
     cfg = tiny_config(tmp_path, env=env, algo="simbav2", total_steps=250, learning_starts=100, checkpoint_every=0,
-                      eval_every=0, buffer_size=1000)
+                      eval_every=0, buffer_size=1000, num_envs=num_envs)
     run_dir = train(cfg)[0]
     cfg = read_run_config(run_dir)
     agent = make_agent(cfg, 3, 1)
     state, buffer, loop = load_checkpoint(run_dir, agent.init(jax.random.PRNGKey(0)), agent.policy_fields)
     np.testing.assert_allclose(state.obs_stats["count"], running_stats.COUNT_EPS + 250, rtol=1e-6)
     np.testing.assert_allclose(state.return_stats["moments"]["count"], running_stats.COUNT_EPS + 250, rtol=1e-6)
-    buffer_obs = np.asarray(buffer["data"]["obs"])
-    current = np.asarray(loop["obs"]).reshape(-1, 3)[0]
-    mean, var, _ = pooled_moments(observed_sequence(buffer_obs.astype(np.float64), current.astype(np.float64), 250))
+    assert np.asarray(state.return_stats["discounted_return"]).shape == (num_envs,)
+    current = np.asarray(loop["obs"], np.float64).reshape(-1, 3)
+    observed = np.concatenate([np.asarray(buffer["data"]["obs"], np.float64)[num_envs:250], current])
+    mean, var, _ = pooled_moments(observed)
     np.testing.assert_allclose(state.obs_stats["mean"], mean, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(state.obs_stats["var"], var, rtol=1e-4)
     assert loop["updates_done"] == updates_in_training(cfg) == 2 * 150  # the schedule's length is the training's
+
+
+class StopAtStep(Callback):
+    def on_log(self, step, rows):
+        return step >= 150
+
+
+def test_the_compiled_loop_resumes_exactly_with_the_statistics(tmp_path):
+    pytest.importorskip("gymnax")
+    cfg = dict(env="gymnax:Pendulum-v1", algo="simbav2", total_steps=300, learning_starts=100, eval_every=0,
+               log_every=50, buffer_size=1000)
+    straight = train(tiny_config(tmp_path, run_name="straight", **cfg))[0]
+    stopped = train(tiny_config(tmp_path, run_name="stopped", **cfg), callbacks=[StopAtStep()])[0]
+    resumed = resume([stopped])[0]
+    agent = make_agent(read_run_config(straight), 3, 1)
+    template = agent.init(jax.random.PRNGKey(0))
+    expected, _, _ = load_checkpoint(straight, template, agent.policy_fields)
+    got, _, loop = load_checkpoint(resumed, template, agent.policy_fields)
+    assert loop["step"] == 300
+    assert_trees_equal(got, expected)
 
 
 # ------------------------------------------------------------------------------ export
