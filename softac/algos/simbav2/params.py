@@ -11,6 +11,9 @@ from softac.fields import check, check_positive_int, doc_field, is_finite_number
 
 @dataclass(frozen=True)
 class SimbaV2Params(AlgorithmParams):
+    """The network sizes are these fields (hidden_sizes and critic_hidden_sizes do not apply), and the kernels are
+    orthogonal and projected onto the unit sphere (network_init does not apply)."""
+
     actor_num_blocks: int = doc_field("Residual (LERP) blocks of the actor (SimbaV2 ignores hidden_sizes).", default=1)
     actor_hidden_dim: int = doc_field("Width of the actor's hyperspherical embedding and blocks.", default=128)
     critic_num_blocks: int = doc_field("Residual (LERP) blocks of each critic (SimbaV2 ignores critic_hidden_sizes).",
