@@ -177,7 +177,7 @@ def test_the_running_statistics_match_a_direct_computation():
 
     # The update scales the batch's rewards by it.
     _, metrics = jax.jit(agent.update)(state, random_batch(0))
-    np.testing.assert_allclose(metrics["reward_scale"], want_scale, rtol=1e-5)
+    np.testing.assert_allclose(metrics["reward_divisor"], want_scale, rtol=1e-5)
 
 
 def test_switched_off_normalisation_leaves_the_statistics_alone():
@@ -187,7 +187,7 @@ def test_switched_off_normalisation_leaves_the_statistics_alone():
     np.testing.assert_array_equal(after.obs_stats["count"], state.obs_stats["count"])
     np.testing.assert_array_equal(after.return_stats["max_abs_return"], 0.0)
     _, metrics = agent.update(state, random_batch(0))
-    assert float(metrics["reward_scale"]) == 1.0
+    assert float(metrics["reward_divisor"]) == 1.0
 
 
 @pytest.mark.parametrize("env, num_envs", [("Pendulum-v1", 1), ("Pendulum-v1", 2), ("gymnax:Pendulum-v1", 1)])

@@ -42,7 +42,7 @@ REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                   config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "critic_hidden_sizes": (2048, 2048)},
                   params=CrossQParams),
     AlgorithmSpec("simbav2", "softac.algos.simbav2.agent:SimbaV2", discrete=False,
-                  metrics=SOFT_ACTOR_CRITIC_METRICS + ("reward_scale",),
+                  metrics=SOFT_ACTOR_CRITIC_METRICS + ("reward_divisor",),
                   summary="hyperspherical networks, categorical critic, normalised observations and rewards "
                           "(Lee et al. 2025)",
                   # The authors' settings: lr 1e-4 (decaying to 5e-5: SimbaV2Params), UTD 2, initial alpha 0.01.

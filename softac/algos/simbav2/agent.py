@@ -200,4 +200,4 @@ class SimbaV2(SquashedGaussianAgent):
                               target_critic_params=target_critic_params, log_alpha=log_alpha,
                               actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
                               alpha_opt_state=alpha_opt_state, key=key, num_updates=state.num_updates + 1)
-        return state, {**critic_info, **actor_info, **alpha_info, "alpha": alpha, "reward_scale": scale}
+        return state, {**critic_info, **actor_info, **alpha_info, "alpha": alpha, "reward_divisor": scale}
