@@ -36,10 +36,17 @@ Layer kinds, x the input [..., in]:
 | `dense` | kernel [in, out], bias [out] | x @ kernel + bias |
 | `relu` | (none) | max(x, 0) |
 | `batch_norm` | mean, var, scale, bias [in], epsilon [] | (x - mean) / sqrt(var + epsilon) * scale + bias |
+| `shift_l2` | shift [], epsilon [] | l2([x, shift]): the constant appended as one more feature, then L2-normalised [..., in + 1] |
+| `l2_normalize` | epsilon [] | l2(x) = x / max(norm(x), epsilon), norm(x) the L2 norm over the last axis |
+| `lerp` | kernel1 [in, hidden], offset [], kernel2 [hidden, in], alpha [in], epsilon [] | l2(x + alpha (l2((max(x @ kernel1, 0) + offset) @ kernel2) - x)) |
 
 `batch_norm` is batch (re)normalisation in evaluation mode, with the running statistics (mean, var)
 accumulated in training: CrossQ's Batch Renormalization layers, the first of which normalises the
-observation. Observation preprocessing, if a policy has any, is part of the layers.
+observation; with scale 1 and bias 0 it is a running observation normalisation (SimbaV2's). Observation
+preprocessing, if a policy has any, is part of the layers. `shift_l2`, `l2_normalize` and `lerp` are
+SimbaV2's hyperspherical layers: its embedding (shift_l2, dense, l2_normalize) and its residual blocks,
+which interpolate between x and the block's output y = l2((max(x @ kernel1, 0) + offset) @ kernel2) and
+project the result back onto the unit sphere.
 """
 
 from __future__ import annotations
@@ -55,7 +62,14 @@ VERSION = 1
 HEADS = ("squashed_gaussian", "categorical")
 
 # The arrays of each layer kind, in the order the table above lists them.
-LAYER_ARRAYS = {"dense": ("kernel", "bias"), "relu": (), "batch_norm": ("mean", "var", "scale", "bias", "epsilon")}
+LAYER_ARRAYS = {"dense": ("kernel", "bias"), "relu": (), "batch_norm": ("mean", "var", "scale", "bias", "epsilon"),
+                "shift_l2": ("shift", "epsilon"), "l2_normalize": ("epsilon",),
+                "lerp": ("kernel1", "offset", "kernel2", "alpha", "epsilon")}
+
+
+def l2_normalize(x: np.ndarray, epsilon: np.ndarray) -> np.ndarray:
+    """x / max(||x||_2, epsilon) over the last axis."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), epsilon)
 
 
 def apply_layer(layer: dict, x: np.ndarray) -> np.ndarray:
@@ -65,6 +79,9 @@ def apply_layer(layer: dict, x: np.ndarray) -> np.ndarray:
     relu:        max(x, 0)
     batch_norm:  (x - mean) / sqrt(var + epsilon) * scale + bias, mean and var the running statistics
                  (Batch Renormalization in evaluation mode; CrossQ's epsilon is 1e-3)
+    shift_l2:    l2([x, shift]), the constant appended as a last feature
+    l2_normalize: l2(x) = x / max(||x||_2, epsilon)
+    lerp:        l2(x + alpha (l2((max(x @ kernel1, 0) + offset) @ kernel2) - x))
     """
     kind = layer["kind"]
     if kind == "dense":
@@ -73,6 +90,15 @@ def apply_layer(layer: dict, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, np.float32(0.0))
     if kind == "batch_norm":
         return (x - layer["mean"]) / np.sqrt(layer["var"] + layer["epsilon"]) * layer["scale"] + layer["bias"]
+    if kind == "shift_l2":
+        constant = np.full(x.shape[:-1] + (1,), layer["shift"], np.float32)
+        return l2_normalize(np.concatenate([x, constant], axis=-1), layer["epsilon"])
+    if kind == "l2_normalize":
+        return l2_normalize(x, layer["epsilon"])
+    if kind == "lerp":
+        inner = np.maximum(x @ layer["kernel1"], np.float32(0.0)) + layer["offset"]
+        update = l2_normalize(inner @ layer["kernel2"], layer["epsilon"])
+        return l2_normalize(x + layer["alpha"] * (update - x), layer["epsilon"])
     raise ValueError(f"Unknown layer kind {kind!r}; this file reads {', '.join(LAYER_ARRAYS)}.")
 
 

@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from softac.algos.base import observes_env_steps
 from softac.algos.registry import make_agent, resolve_algo
 from softac.algos.registry import get_spec
 from softac.callbacks import Callback
@@ -183,6 +184,8 @@ class Trainer(ScheduledLoop):
         # number is the same for every seed (they run in lockstep), so it is not mapped.
         self._update_then_act = jax.jit(jax.vmap(update_then_act, in_axes=(0, 0, 0, 0, None)), donate_argnums=0)
         self._act = jax.jit(jax.vmap(lambda state, key, obs: agent.explore(agent.policy_of(state), key, obs)))
+        # The agent's statistics of the data stream, after every env step (only agents that keep some).
+        self._observe = jax.jit(jax.vmap(agent.observe), donate_argnums=0) if observes_env_steps(agent) else None
         self._deterministic = make_deterministic_policy(agent)
 
     # ------------------------------------------------------------------------------- the loop
@@ -281,6 +284,9 @@ class Trainer(ScheduledLoop):
                     next_obs_j, _ = env.reset()
                 run.obs[j] = next_obs_j
         self.buffer.add_many(obs, actions, rewards, next_obs, terminateds, truncateds)
+        if self._observe is not None:
+            self.state = self._observe(self.state, np.stack([run.obs for run in self.runs]), rewards, terminateds,
+                                       truncateds)
 
     def seeds(self) -> tuple[int, ...]:
         return tuple(run.seed for run in self.runs)

@@ -21,11 +21,16 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+#: The network sizes of algorithms whose widths are hyperparameters of their own (not hidden_sizes), for tiny runs.
+SMALL_NETWORKS = {"simbav2": dict(actor_hidden_dim=16, critic_hidden_dim=16, critic_num_blocks=1)}
+
+
 def tiny_config(tmp_path, **changes) -> SACConfig:
     """A few hundred Pendulum steps with small networks: seconds, not minutes."""
     base = dict(env="Pendulum-v1", total_steps=400, learning_starts=100, hidden_sizes=(32, 32), batch_size=32,
                 buffer_size=10_000, eval_every=200, eval_episodes=2, log_every=100, checkpoint_every=0,
-                run_root=str(tmp_path / "runs"), progress=False, tensorboard=False)
+                run_root=str(tmp_path / "runs"), progress=False, tensorboard=False,
+                **SMALL_NETWORKS.get(changes.get("algo"), {}))
     base.update(changes)
     return SACConfig.build(**base)
 

@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 
 from softac import load_agent, resume, train
+from softac.callbacks import Callback
 from softac.algos.base import Batch
 from softac.algos.registry import REGISTRY, make_agent
 from softac.checkpoint import load_checkpoint
 from softac.envs import make_env, space_dims
 from softac.evaluate import read_run_config
 from softac.logger import read_metrics
-from tests.conftest import tiny_config
+from tests.conftest import SMALL_NETWORKS, tiny_config
 from tests.helpers import assert_trees_equal, assert_update_many_equals_sequential_updates
 
 ALGOS = sorted(REGISTRY)
@@ -91,16 +92,27 @@ def test_same_seed_gives_the_same_metrics_and_state(tmp_path, algo):
     assert any(row["critic_loss"] is not None for row in metric_rows(first))  # it trained
 
 
+class StopAtStep(Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_log(self, step, rows):
+        return step >= self.step
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_resume_from_a_checkpoint_equals_training_straight_through(tmp_path, algo):
+    """Stopped at step 150 of a 300-step run (by a callback, so the config, and with it any schedule over the
+    training's length, is the same), then resumed."""
     straight = train(contract_config(tmp_path, algo, run_name="straight"))[0]
-    stopped = train(contract_config(tmp_path, algo, run_name="stopped", total_steps=150))[0]
-    resumed = resume([stopped], total_steps=300)[0]
+    stopped = train(contract_config(tmp_path, algo, run_name="stopped"), callbacks=[StopAtStep(150)])[0]
+    assert final_state(stopped)[2]["step"] == 150
+    resumed = resume([stopped])[0]
     _, expected, expected_loop = final_state(straight)
     _, got, got_loop = final_state(resumed)
     assert_trees_equal(got, expected)
     assert got_loop["step"] == expected_loop["step"] == 300
-    assert got_loop["updates_done"] == expected_loop["updates_done"] == 200
+    assert got_loop["updates_done"] == expected_loop["updates_done"] == 200 * read_run_config(straight).gradient_steps
     assert metric_rows(resumed) == metric_rows(straight)
 
 
@@ -185,6 +197,12 @@ def test_log_probabilities_and_entropy_of_the_policy(algo):
     assert np.all(np.abs(monte_carlo - entropy) < 5 * stderr + 1e-3), (monte_carlo, entropy, stderr)
 
 
+def small_network_flags(algo: str) -> list[str]:
+    """The flags of SMALL_NETWORKS (networks sized by an algorithm's own hyperparameters)."""
+    return [arg for name, value in SMALL_NETWORKS.get(algo, {}).items() for arg in (f"--{name.replace('_', '-')}",
+                                                                                    str(value))]
+
+
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "softac.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
@@ -195,7 +213,7 @@ def test_cli_trains_and_evaluates_it(tmp_path, algo):
     result = run_cli("train", "--algo", algo, "--env", env_of(algo), "--total-steps", "200", "--learning-starts",
                      "100", "--hidden-sizes", "16,16", "--critic-hidden-sizes", "16,16", "--batch-size", "16",
                      "--buffer-size", "1000", "--eval-every", "0", "--eval-episodes", "1", "--run-name", "r",
-                     "--no-progress", "--no-tensorboard", cwd=tmp_path)
+                     "--no-progress", "--no-tensorboard", *small_network_flags(algo), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "runs" / "r" / "config.json").read_text())
     assert config["algo"] == algo and config["learning_rate"] is not None  # the algorithm's defaults recorded

@@ -67,7 +67,7 @@ def _train_help() -> str:
 
 @pytest.mark.parametrize("documented", [
     "--learning-rate FLOAT Adam learning rate of every network and the temperature (unless overridden below); "
-    "default the algorithm's. (default: 0.0003; crossq 0.001)",
+    "default the algorithm's. (default: 0.0003; crossq 0.001, simbav2 0.0001)",
     "--seeds N,N,... Several seeds trained at once in one process (a leading seed axis, one vmapped update). "
     "(default: None)",
     "--hidden-sizes N,N,... Hidden layer widths of the actor (and of the critics unless critic_hidden_sizes is set) "

@@ -86,6 +86,15 @@ class Agent(Protocol):
         """The actor network of `policy` as the layer list of softac/numpy_policy.py: obs -> the actor's output
         (mean and log-std side by side for Box actions, logits for Discrete); `softac export` writes it."""
 
+    def observe(self, state: Any, obs: jax.Array, reward: jax.Array, terminated: jax.Array,
+                truncated: jax.Array) -> Any:
+        """The state after the env step that just happened (optional; `AgentBase`'s is the identity): for
+        statistics of the data stream that an agent keeps in its state (running observation or return
+        statistics), so that checkpoints and exact resume hold them. Both training loops call it once per env
+        step, warm-up included, after the step and any reset, with E = the environments of one seed:
+        obs [E, obs_dim] the observation each environment is in now (the reset one where an episode ended:
+        the one the policy acts on next), reward, terminated, truncated [E] float32 of the transition."""
+
 
 def apply_gradients(optimizer: optax.GradientTransformation, params, opt_state, grads):
     """One optimiser step, theta <- theta + optimizer(grad): returns (new params, new optimiser state)."""
@@ -96,6 +105,13 @@ def apply_gradients(optimizer: optax.GradientTransformation, params, opt_state, 
 def adam(cfg: "SACConfig", learning_rate: float) -> optax.GradientTransformation:
     """Adam with the config's beta1 (0.9 for SAC; CrossQ's authors use 0.5)."""
     return optax.adam(learning_rate, b1=cfg.beta1)
+
+
+def observes_env_steps(agent: Agent) -> bool:
+    """True if `agent` has an `observe` of its own; the loops call it only then (the identity would cost the
+    Gymnasium loop a dispatch per env step)."""
+    method = getattr(type(agent), "observe", None)
+    return method is not None and method is not AgentBase.observe
 
 
 class AgentBase:
@@ -117,6 +133,10 @@ class AgentBase:
         self.initial_alpha = cfg.initial_alpha if fixed_alpha is None else fixed_alpha
         self.target_entropy = float(self.default_target_entropy() if cfg.target_entropy is None else cfg.target_entropy)
         self.alpha_optimizer = adam(cfg, cfg.alpha_lr)
+
+    def observe(self, state, obs: jax.Array, reward: jax.Array, terminated: jax.Array, truncated: jax.Array):
+        """No statistics of the data stream: the state unchanged (the loops skip the call, `observes_env_steps`)."""
+        return state
 
     def policy_layers(self, policy) -> list[dict]:
         """The actor as numpy layers: the `MLP` of SquashedGaussianActor / CategoricalActor (agents with another

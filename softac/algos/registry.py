@@ -16,6 +16,7 @@ from softac.algos.droq.params import DroQParams
 from softac.algos.redq.params import REDQParams
 from softac.algos.sac_discrete.params import SACDiscreteParams
 from softac.algos.sac_v1.params import SACV1Params
+from softac.algos.simbav2.params import SimbaV2Params
 from softac.algos.spec import COMMON_DEFAULTS, SOFT_ACTOR_CRITIC_METRICS, AlgorithmSpec
 from softac.algos.tqc.params import TQCParams
 from softac.errors import SoftacError
@@ -56,6 +57,13 @@ REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
                   summary="10 critics, target min over a random 2 of them, 20 updates per env step (Chen et al. 2021)",
                   # The authors' REDQ-SAC: UTD ratio 20, the actor once per env step (N, M, policy_delay: REDQParams).
                   config_defaults={"gradient_steps": 20}, params=REDQParams),
+    AlgorithmSpec("simbav2", "softac.algos.simbav2.agent:SimbaV2", discrete=False,
+                  metrics=SOFT_ACTOR_CRITIC_METRICS + ("reward_divisor",),
+                  summary="hyperspherical networks, categorical critic, normalised observations and rewards "
+                          "(Lee et al. 2025)",
+                  # The authors' settings: lr 1e-4 (decaying to 5e-5: SimbaV2Params), UTD 2, initial alpha 0.01.
+                  config_defaults={"learning_rate": 1e-4, "gradient_steps": 2, "initial_alpha": 0.01},
+                  params=SimbaV2Params),
 )}
 
 #: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).

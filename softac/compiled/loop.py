@@ -18,7 +18,8 @@ One env step, for every seed at once, in the order of the Gymnasium loop (softac
    `agent.explore` on the acting key stream;
 3. the environment step without reset, the transition stored with `terminated` as the bootstrap's cut, the
    true next observation (a time-limit cut-off bootstraps) and `truncated` (n-step targets stop at it), then a
-   reset where the episode ended.
+   reset where the episode ended, and the step passed to the agent's `observe` (agents that keep running
+   statistics of the data in their state).
 
 Key streams of seed s: the agent's own key (in its state, `agent.init(PRNGKey(s))`), the acting
 stream fold_in(PRNGKey(s), 1) (both as on the Gymnasium loop), and the loop stream
@@ -37,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from softac.algos.base import observes_env_steps
 from softac.compiled import replay
 from softac.compiled.envs import JaxEnv
 
@@ -93,6 +95,7 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
     metrics (the algorithm's AlgorithmSpec), NaN in the state until the first update."""
     spec = env.spec
     G, B = cfg.gradient_steps, cfg.batch_size
+    observes = observes_env_steps(agent)
 
     def init_seed(seed) -> SeedState:
         base = jax.random.PRNGKey(seed)
@@ -154,9 +157,13 @@ def make_train(cfg, env: JaxEnv, agent, metric_names: Sequence[str]) -> Compiled
         episode_return = s.episode_return + reward
         episode_length = s.episode_length + 1
         where = lambda a, b: jnp.where(done, a, b)  # noqa: E731
+        obs = where(reset_obs, next_obs)
+        agent_state = s.agent
+        if observes:  # the agent's statistics of the data stream (one environment per seed: E = 1)
+            f32 = lambda x: jnp.asarray(x, jnp.float32)[None]  # noqa: E731
+            agent_state = agent.observe(agent_state, obs[None], f32(reward), f32(terminated), f32(truncated))
         return s.replace(
-            env_state=jax.tree_util.tree_map(where, reset_state, env_state),
-            obs=where(reset_obs, next_obs), key=key,
+            agent=agent_state, env_state=jax.tree_util.tree_map(where, reset_state, env_state), obs=obs, key=key,
             episode_return=where(0.0, episode_return), episode_length=where(0, episode_length),
             episodes=s.episodes + done, last_episode_return=where(episode_return, s.last_episode_return),
             row_return_sum=s.row_return_sum + where(episode_return, 0.0),
