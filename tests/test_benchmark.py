@@ -178,7 +178,7 @@ def test_a_bad_suite_file_is_one_sentence_and_status_2(text, fragment, tmp_path,
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--suite", "mujoco-shrt"], "Unknown benchmark suite 'mujoco-shrt'; choose one of crossq-100k, crossq-dmc-short, dmc-short, mujoco-short, pendulum, smoke, tqc-100k"),
+    (["--suite", "mujoco-shrt"], "Unknown benchmark suite 'mujoco-shrt'; choose one of crossq-100k, crossq-dmc-short, dmc-short, mujoco-short, pendulum, simbav2-100k, smoke, tqc-100k"),
     (["--suite", "no/such/suite.toml"], "does not exist"),
     (["--suite", "smoke", "--total-steps", "0"], "total_steps must be a positive integer"),
 ])
