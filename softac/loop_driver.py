@@ -1,8 +1,9 @@
-"""What the host drivers of both training loops share around the loop itself: the seeds evaluation
+"""The one driver of both training loops (`LoopDriver.run`) and what it is made of: the seeds evaluation
 episodes are reset with, the stop request that SIGINT/SIGTERM set, and the progress bar.
 
-The Gymnasium loop (softac.train.Trainer) checks the stop request once per env step, the compiled loop
-(softac.compiled.run.Runner) once per chunk; both show the same progress bar.
+The Gymnasium loop (softac.train.Trainer) advances one loop iteration (num_envs env steps per seed) at a
+time, the compiled loop (softac.compiled.run.Runner) one chunk; the driver checks the stop request after
+each, and both show the same progress bar.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Iterator, Optional
+
+from softac.errors import TrainingInterrupted
 
 if TYPE_CHECKING:
     from softac.config import SACConfig
@@ -80,3 +84,65 @@ def progress_bar(cfg: SACConfig):
         disable=not cfg.progress,
         transient=False,
     )
+
+
+class LoopDriver:
+    """The one driver of both training loops: it owns what they do around their steps (the stop request of
+    SIGINT/SIGTERM, the progress bar, the stop checks, the checkpoint of an interrupted run, closing the logs
+    and environments); a loop supplies how it advances and what it saves.
+
+    A subclass (through softac.loop_schedule.ScheduledLoop) sets `cfg` and `step`, and provides `advance`,
+    `save`, `run_dirs`, `_should_stop`, `progress_due`, `progress_returns`, `checkpoint_is_current` and
+    `close`.
+    """
+
+    cfg: "SACConfig"
+    step: int
+
+    # ---- what a loop provides
+    def advance(self) -> None:
+        """One iteration: the env steps (and the updates due) that move `step` forward, then the schedule."""
+        raise NotImplementedError
+
+    def progress_due(self) -> bool:
+        """Whether to redraw the progress bar after this iteration."""
+        return True
+
+    def progress_returns(self) -> tuple[Optional[float], Optional[float]]:
+        """(the mean recent episode return, the mean last evaluation return) over seeds, None before the first."""
+        raise NotImplementedError
+
+    def checkpoint_is_current(self) -> bool:
+        """True when every seed's last checkpoint is at `step` (nothing to save on an interruption)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the logs (and environments) of the run."""
+
+    # ---- the driver
+    def run(self) -> list:
+        """Train to cfg.total_steps (or until a stop condition); on SIGINT/SIGTERM stop after the current
+        iteration, save every seed's checkpoint and raise TrainingInterrupted. Returns the run directories."""
+        cfg = self.cfg
+        self._start = time.time()
+        self._rate_mark, self._paused_seconds = (self.step, self._start), 0.0
+        interrupted = False
+        try:
+            with stop_on_signals() as stop, progress_bar(cfg) as progress:
+                task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
+                while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
+                    self.advance()
+                    if self.progress_due():
+                        recent, last_eval = self.progress_returns()
+                        progress.update(task, completed=self.step, ret=format_return(recent),
+                                        ev=format_return(last_eval))
+                interrupted = stop.signum is not None and self.step < cfg.total_steps and not self._should_stop()
+                if interrupted:
+                    stop.saving = True  # further signals are only reported: the save completes
+                    if not self.checkpoint_is_current():
+                        self.save()
+        finally:
+            self.close()
+        if interrupted:
+            raise TrainingInterrupted(stop.signum, self.step, list(self.run_dirs()))
+        return list(self.run_dirs())

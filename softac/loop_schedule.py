@@ -15,6 +15,7 @@ import numpy as np
 from softac.callbacks import Callback, EvaluationEvent
 from softac.config import SACConfig
 from softac.errors import SoftacError
+from softac.loop_driver import LoopDriver
 
 
 def nonfinite_error(seed: int, env_step: int, last_checkpoint_step: Optional[int], run_dir: Path) -> SoftacError:
@@ -26,10 +27,10 @@ def nonfinite_error(seed: int, env_step: int, last_checkpoint_step: Optional[int
                        f"{env_step}; training stopped and {kept} in {run_dir}.")
 
 
-class ScheduledLoop:
-    """The host-side schedule of a loop. A subclass sets `cfg`, `step`, `callbacks`, `wall_time_offset`,
-    `_start`, `_paused_seconds` and `_stop_requested`, and provides `evaluate`, `_log`, `save`, `seeds`,
-    `run_dirs` and `last_evals`."""
+class ScheduledLoop(LoopDriver):
+    """The host-side schedule of a loop, driven by `LoopDriver.run`. A subclass sets `cfg`, `step`, `callbacks`,
+    `wall_time_offset` and `_stop_requested`, and provides `evaluate`, `_log`, `save`, `seeds`, `run_dirs`,
+    `last_evals` and the driver's `advance`, `progress_returns`, `checkpoint_is_current` and `close`."""
 
     cfg: SACConfig
     step: int

@@ -56,10 +56,10 @@ from softac.compiled import is_jax_env
 from softac.compiled import run as compiled_run
 from softac.config import SACConfig
 from softac.envs import ENV_STEPS_INFO, action_spec, capture_env_state, make_config_env, restore_env_state
-from softac.errors import SoftacError, TrainingInterrupted
+from softac.errors import SoftacError
 from softac.evaluate import make_deterministic_policy, run_episodes
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
-from softac.loop_driver import EVAL_SEED_OFFSET, format_return, progress_bar, stop_on_signals
+from softac.loop_driver import EVAL_SEED_OFFSET
 from softac.loop_schedule import ScheduledLoop, nonfinite_error
 from softac.replay import ReplayBuffer, check_buffer_fits
 from softac.rundir import (CONFIG_NAME, create_run_dirs, lock_holder, locked_run_dirs, named_run_dirs, read_run_config,
@@ -189,35 +189,27 @@ class Trainer(ScheduledLoop):
         self._deterministic = make_deterministic_policy(agent)
 
     # ------------------------------------------------------------------------------- the loop
-    def run(self) -> list[Path]:
-        """Train to cfg.total_steps; on SIGINT/SIGTERM stop after the current env step, save every seed's
-        checkpoint and raise TrainingInterrupted."""
-        cfg = self.cfg
-        self._start = time.time()
-        self._rate_mark, self._paused_seconds = (self.step, time.time()), 0.0
-        try:
-            with stop_on_signals() as stop, progress_bar(cfg) as progress:
-                task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
-                while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
-                    self._step_envs(self._update_then_act_step())
-                    self.step += cfg.env_steps_per_iteration
-                    self._after_step()
-                    if self._crossed(64) or self.step == cfg.total_steps:
-                        progress.update(task, completed=self.step, ret=format_return(self._mean("last_episode_return")),
-                                        ev=format_return(self._mean("last_eval")))
-                interrupted = stop.signum is not None and self.step < cfg.total_steps and not self._should_stop()
-                if interrupted:
-                    stop.saving = True  # further signals are only reported: the save completes
-                    if any(run.last_checkpoint_step != self.step for run in self.runs):
-                        self.save()
-        finally:
-            for logger in self.loggers:
-                logger.close()
-            for env in [env for row in self.eval_envs for env in row] + [env for run in self.runs for env in run.envs]:
-                env.close()
-        if interrupted:
-            raise TrainingInterrupted(stop.signum, self.step, [run.run_dir for run in self.runs])
-        return [run.run_dir for run in self.runs]
+    # ---- what the loop driver (softac.loop_driver.LoopDriver.run) asks of this loop
+    def advance(self) -> None:
+        """One loop iteration: the updates due and the actions, num_envs env steps of every seed, the schedule."""
+        self._step_envs(self._update_then_act_step())
+        self.step += self.cfg.env_steps_per_iteration
+        self._after_step()
+
+    def progress_due(self) -> bool:
+        return self._crossed(64) or self.step == self.cfg.total_steps
+
+    def progress_returns(self) -> tuple[Optional[float], Optional[float]]:
+        return self._mean("last_episode_return"), self._mean("last_eval")
+
+    def checkpoint_is_current(self) -> bool:
+        return all(run.last_checkpoint_step == self.step for run in self.runs)
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+        for env in [env for row in self.eval_envs for env in row] + [env for run in self.runs for env in run.envs]:
+            env.close()
 
     def _updates_due(self) -> int:
         """Gradient steps due before the actions of this iteration (agent steps a .. a + num_envs - 1, where

@@ -28,9 +28,9 @@ from softac.compiled import replay
 from softac.compiled.envs import JaxEnv, make_jax_env
 from softac.compiled.loop import CompiledTrain, SeedState, TrainState, make_train
 from softac.config import SACConfig
-from softac.errors import SoftacError, TrainingInterrupted
+from softac.errors import SoftacError
 from softac.logger import METRICS_NAME, RunLogger, run_columns, truncate_metrics
-from softac.loop_driver import EVAL_SEED_OFFSET, format_return, progress_bar, stop_on_signals
+from softac.loop_driver import EVAL_SEED_OFFSET
 from softac.loop_schedule import ScheduledLoop, nonfinite_error
 from softac.replay import check_buffer_fits
 from softac.rundir import CONFIG_NAME, create_run_dirs, locked_run_dirs, write_text_atomic
@@ -151,36 +151,28 @@ class Runner(ScheduledLoop):
                 candidates.append((step // every + 1) * every)
         return min(candidates)
 
-    def run(self) -> list[Path]:
-        cfg = self.cfg
-        self._start = time.time()
-        self._rate_mark, self._paused_seconds = (self.step, self._start), 0.0
-        interrupted = False
-        try:
-            with stop_on_signals() as stop, progress_bar(cfg) as progress:
-                task = progress.add_task("train", total=cfg.total_steps, completed=self.step, ret="-", ev="-")
-                while self.step < cfg.total_steps and not self._should_stop() and stop.signum is None:
-                    target = self.next_boundary()
-                    self.state, stats = self.program.train_chunk(self.state, jnp.int32(target - self.step))
-                    self.stats = jax.device_get(stats)
-                    for seed, run_dir, at in zip(self.seed_list, self.run_dir_list, self.stats["nonfinite_at"]):
-                        if at >= 0:
-                            raise nonfinite_error(seed, int(at), self.last_checkpoint_step, run_dir)
-                    self.step = target
-                    self._after_step()  # the chunk ends exactly at a multiple of what is due
-                    progress.update(task, completed=self.step, ret=format_return(_nanmean(self.stats["last_episode_return"])),
-                                    ev=format_return(_nanmean([np.nan if e is None else e for e in self.last_eval])))
-                interrupted = stop.signum is not None and self.step < cfg.total_steps and not self._should_stop()
-                if interrupted:
-                    stop.saving = True
-                    if self.last_checkpoint_step != self.step:
-                        self.save()
-        finally:
-            for logger in self.loggers:
-                logger.close()
-        if interrupted:
-            raise TrainingInterrupted(stop.signum, self.step, self.run_dir_list)
-        return self.run_dir_list
+    # ---- what the loop driver (softac.loop_driver.LoopDriver.run) asks of this loop
+    def advance(self) -> None:
+        """One chunk: the env steps up to the next step where something is due, inside XLA; then the schedule."""
+        target = self.next_boundary()
+        self.state, stats = self.program.train_chunk(self.state, jnp.int32(target - self.step))
+        self.stats = jax.device_get(stats)
+        for seed, run_dir, at in zip(self.seed_list, self.run_dir_list, self.stats["nonfinite_at"]):
+            if at >= 0:
+                raise nonfinite_error(seed, int(at), self.last_checkpoint_step, run_dir)
+        self.step = target
+        self._after_step()  # the chunk ends exactly at a multiple of what is due
+
+    def progress_returns(self) -> tuple[Optional[float], Optional[float]]:
+        return (_nanmean(self.stats["last_episode_return"]),
+                _nanmean([np.nan if e is None else e for e in self.last_eval]))
+
+    def checkpoint_is_current(self) -> bool:
+        return self.last_checkpoint_step == self.step
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
 
     def seeds(self) -> tuple[int, ...]:
         return tuple(self.seed_list)
