@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from softac.algos.base import Batch, SquashedGaussianAgent, adam, apply_gradients, bootstrap_discount
+from softac.algos.sac.losses import polyak_update  # the family's one Polyak step
 from softac.algos.tqc import losses
 from softac.algos.tqc.networks import quantile_critic_ensemble
 from softac.networks import SquashedGaussianActor
@@ -117,8 +118,7 @@ class TQC(SquashedGaussianAgent):
         new_state = state.replace(
             actor_params=actor_params, actor_opt_state=actor_opt_state,
             critic_params=critic_params, critic_opt_state=critic_opt_state,
-            # Polyak averaging: psibar <- tau psi + (1 - tau) psibar.
-            target_critic_params=optax.incremental_update(critic_params, state.target_critic_params, self.cfg.tau),
+            target_critic_params=polyak_update(state.target_critic_params, critic_params, self.cfg.tau),
             log_alpha=log_alpha, alpha_opt_state=alpha_opt_state,
             key=key, num_updates=state.num_updates + 1,
         )
