@@ -29,18 +29,21 @@ _PUBLIC = {
     "preset": "softac.config",
     "resume": "softac.train",
     "resume_sweep": "softac.study",
+    "resume_tune": "softac.optimize",
     "sweep": "softac.study",
     "train": "softac.train",
+    "tune": "softac.optimize",
 }
 
 __all__ = ["Agent", "Callback", "EvaluationEvent", "PRESETS", "SACConfig", "SoftacError", "TrainingInterrupted",
-           "load_agent", "preset", "resume", "resume_sweep", "sweep", "train"]
+           "load_agent", "preset", "resume", "resume_sweep", "resume_tune", "sweep", "train", "tune"]
 
 if _typing.TYPE_CHECKING:
     from softac.callbacks import Callback, EvaluationEvent
     from softac.config import PRESETS, SACConfig, preset
     from softac.errors import SoftacError, TrainingInterrupted
     from softac.evaluate import Agent, load_agent
+    from softac.optimize import resume_tune, tune
     from softac.study import resume_sweep, sweep
     from softac.train import resume, train
 

@@ -1,4 +1,4 @@
-"""The `softac` command line: train, eval, export, plot, compare, bench, benchmark, sweep, tabular.
+"""The `softac` command line: train, eval, export, plot, compare, bench, benchmark, sweep, tune, tabular.
 
 `softac train` has one flag per SACConfig field (the field name with dashes, its help the field's
 documentation); `--preset NAME` starts from a named config and explicit flags override it.
@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from softac.config import PRESETS, SACConfig, field_hints, preset
+from softac.config import PRESETS, SACConfig, field_hints, preset, preset_from_file
 from softac.errors import SoftacError, TrainingInterrupted, TrialsInterrupted
 
 
@@ -139,7 +139,10 @@ def config_field_names() -> set[str]:
 def config_from_args(args: argparse.Namespace) -> SACConfig:
     """The preset (or the defaults) with the explicitly given flags applied (an algorithm's own ones go to
     algo_params, where the config checks they belong to --algo)."""
-    base = preset(args.preset) if args.preset else SACConfig()
+    preset_file = getattr(args, "preset_file", None)
+    if args.preset and preset_file:
+        raise SoftacError("Give --preset or --preset-file, not both.")
+    base = preset(args.preset) if args.preset else preset_from_file(preset_file) if preset_file else SACConfig()
     names = config_field_names()
     given = {k: v for k, v in vars(args).items() if k in names}
     return base.replace(**given)
@@ -152,8 +155,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         names = config_field_names()
         changeable = ("total_steps", "progress", "print_evaluations")
         others = sorted(k for k in vars(args) if k in names and k not in changeable)
-        if others or args.preset:
-            flags = ", ".join("--" + k.replace("_", "-") for k in others + (["preset"] if args.preset else []))
+        others += [k for k in ("preset", "preset_file") if getattr(args, k)]
+        if others:
+            flags = ", ".join("--" + k.replace("_", "-") for k in others)
             raise SoftacError(f"--resume continues a run with its saved config; {flags} cannot be changed "
                               "(only --total-steps, --progress and --print-evaluations can).")
         from softac.train import resume
@@ -280,15 +284,22 @@ SWEEP_ONLY = ("grid", "ray_address", "cpus_per_trial", "gpus_per_trial", "seeds_
               "asha_grace_steps", "asha_reduction_factor", "max_failures", "out")
 
 
+def _refuse_flags_with_resume(args: argparse.Namespace, own: Sequence[str], kind: str) -> None:
+    """One sentence if a config flag, a preset or one of the command's `own` flags is given with --resume."""
+    names = config_field_names()
+    given = sorted([k for k in vars(args) if k in names] +
+                   [k for k in own if getattr(args, k) not in (None, False, [])])
+    given += [k for k in ("preset", "preset_file") if getattr(args, k)]
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise SoftacError(f"--resume continues a {kind} as it was started; {flags} cannot be given with it.")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from softac.study import parse_grid_flag, resume_sweep, sweep
 
-    names = config_field_names()
     if args.resume:
-        given = sorted([k for k in vars(args) if k in names] + [k for k in SWEEP_ONLY if getattr(args, k)])
-        if given or args.preset:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given + (["preset"] if args.preset else []))
-            raise SoftacError(f"--resume continues a sweep as it was started; {flags} cannot be given with it.")
+        _refuse_flags_with_resume(args, SWEEP_ONLY, "sweep")
         resume_sweep(args.resume)
         return 0
     cfg = config_from_args(args)
@@ -298,6 +309,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = {k: defaults[k] if getattr(args, k) is None else getattr(args, k) for k in defaults}
     sweep(cfg.replace(seeds=None), grid, seeds=cfg.seed_list, out=args.out, seeds_per_trial=args.seeds_per_trial,
           ray_address=args.ray_address, asha_grace_steps=args.asha_grace_steps, **options)
+    return 0
+
+
+TUNE_ONLY = ("trials", "space", "sampler", "sampler_seed", "startup_trials", "pruner", "objective", "ray_address",
+             "cpus_per_trial", "gpus_per_trial", "seeds_per_trial", "asha_grace_steps", "asha_reduction_factor",
+             "max_failures", "out")
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from softac.optimize import read_space_file, resume_tune, tune
+
+    if args.resume:
+        _refuse_flags_with_resume(args, TUNE_ONLY, "study")
+        resume_tune(args.resume)
+        return 0
+    cfg = config_from_args(args)
+    if args.seeds_per_trial is not None and cfg.seeds:
+        raise SoftacError("Give --seeds (the seeds of every trial) or --seeds-per-trial, not both.")
+    space = read_space_file(args.space) if args.space is not None else None
+    defaults = {"trials": 20, "sampler": "tpe", "startup_trials": 10, "pruner": "asha", "objective": "final",
+                "seeds_per_trial": 1, "cpus_per_trial": 1, "gpus_per_trial": 0.0, "asha_reduction_factor": 3,
+                "max_failures": 3}
+    options = {k: defaults[k] if getattr(args, k) is None else getattr(args, k) for k in defaults}
+    tune(cfg, space=space, out=args.out, sampler_seed=args.sampler_seed, ray_address=args.ray_address,
+         asha_grace_steps=args.asha_grace_steps, **options)
     return 0
 
 
@@ -312,6 +348,27 @@ def cmd_tabular(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ray_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of where and how Ray Tune trials run, shared by sweep and tune."""
+    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="join a running Ray cluster (default: start a local Ray instance sized to this machine)")
+    p.add_argument("--cpus-per-trial", type=int, default=None, help="cores each trial keeps to (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs per trial, a fraction to share one (default 0: JAX on the CPU)")
+    p.add_argument("--asha-grace-steps", type=int, default=None,
+                   help="env steps before the scheduler (pruner) may stop a trial (default total_steps / 9)")
+    p.add_argument("--asha-reduction-factor", type=int, default=None,
+                   help="ASHA keeps the best 1/factor of the trials at each rung (default 3)")
+    p.add_argument("--max-failures", type=int, default=None,
+                   help="restarts of a trial whose worker died, each from its last checkpoint (default 3)")
+
+
+def _add_preset_file_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset-file", type=Path, default=None, metavar="FILE.toml",
+                   help="start from the [config] table of a preset file (softac tune writes its best trial's as "
+                        "best.toml); explicit flags override it")
+
+
 def build_parser(algo: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser of every command; `algo` (the --algo of the command line) narrows --help to its own flags."""
     parser = _Parser(prog="softac", description="Soft Actor-Critic in JAX.")
@@ -319,6 +376,7 @@ def build_parser(algo: Optional[str] = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train SAC (or continue a run with --resume)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of hyperparameters")
+    _add_preset_file_flag(p)
     p.add_argument("--resume", nargs="+", metavar="RUN_DIR",
                    help="continue these runs from their last checkpoints (with --total-steps to extend them)")
     add_config_flags(p, algo)
@@ -403,26 +461,52 @@ def build_parser(algo: Optional[str] = None) -> argparse.ArgumentParser:
                    help="a config field and the values to try (repeat for more fields; a tuple field's values are "
                         "separated by '/', e.g. hidden-sizes=64,64/256,256)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of hyperparameters")
-    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
-                   help="join a running Ray cluster (default: start a local Ray instance sized to this machine)")
-    p.add_argument("--cpus-per-trial", type=int, default=None, help="cores each trial keeps to (default 1)")
-    p.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="GPUs per trial, a fraction to share one (default 0: JAX on the CPU)")
+    _add_preset_file_flag(p)
     p.add_argument("--seeds-per-trial", type=int, default=None,
                    help="seeds trained together (vmapped) in one trial (default: all of a grid point's)")
-    p.add_argument("--scheduler", choices=["fifo", "asha"], default=None,
-                   help="fifo (default): run every trial to the end; asha: stop weak trials early on evaluation return")
-    p.add_argument("--asha-grace-steps", type=int, default=None,
-                   help="env steps before ASHA may stop a trial (default total_steps / 9)")
-    p.add_argument("--asha-reduction-factor", type=int, default=None,
-                   help="ASHA keeps the best 1/factor of the trials at each rung (default 3)")
-    p.add_argument("--max-failures", type=int, default=None,
-                   help="restarts of a trial whose worker died, each from its last checkpoint (default 3)")
+    p.add_argument("--scheduler", choices=["fifo", "asha", "median"], default=None,
+                   help="fifo (default): run every trial to the end; asha, or median (the median stopping rule): stop "
+                        "weak trials early on evaluation return")
+    _add_ray_flags(p)
     p.add_argument("--out", type=Path, default=None, help="the new sweep directory (default sweeps/<env>__<time>)")
     p.add_argument("--resume", type=Path, default=None, metavar="SWEEP_DIR",
                    help="continue an interrupted sweep: finished trials are not rerun")
     add_config_flags(p, algo)
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("tune", help="an Optuna study (TPE) of hyperparameters, its trials on Ray Tune (local or on "
+                                    "a cluster)",
+                       description="Each trial trains the config with the values the sampler suggests for the search "
+                                   "space (the algorithm's default space, or --space FILE.toml) and writes ordinary "
+                                   "run directories under OUT/runs; the study is the SQLite database OUT/study.db "
+                                   "(optuna-dashboard sqlite:///OUT/study.db opens it). At the end: the best trials "
+                                   "(OUT/trials.csv), the best config as a preset file (OUT/best.toml, for softac "
+                                   "train --preset-file), the parameters' importances and the optimisation history "
+                                   "(OUT/history.png). Needs softac[ray]. See docs/sweeps.md.")
+    p.add_argument("--trials", type=int, default=None, help="trials of the study (default 20)")
+    p.add_argument("--space", type=Path, default=None, metavar="FILE.toml",
+                   help="the search space: a table per field with log, uniform or int = [low, high], or choice = "
+                        "[...]; extends = \"default\" adds to the algorithm's default space (docs/sweeps.md)")
+    p.add_argument("--sampler", choices=["tpe", "random"], default=None,
+                   help="tpe (default): Optuna's multivariate TPE; random: random search")
+    p.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default: --seed)")
+    p.add_argument("--startup-trials", type=int, default=None,
+                   help="random trials before TPE models the results (default 10, Optuna's)")
+    p.add_argument("--pruner", choices=["asha", "median", "none"], default=None,
+                   help="stop weak trials on their evaluations: asha (default), the median stopping rule, or none")
+    p.add_argument("--objective", choices=["final", "auc"], default=None,
+                   help="final (default): the mean over a trial's seeds of its final evaluation; auc: of the mean of "
+                        "all its evaluations (area under the evaluation curve)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named set of hyperparameters")
+    _add_preset_file_flag(p)
+    p.add_argument("--seeds-per-trial", type=int, default=None,
+                   help="seeds each trial trains together (vmapped): --seed, --seed + 1, ... (default 1)")
+    _add_ray_flags(p)
+    p.add_argument("--out", type=Path, default=None, help="the new study directory (default tunes/<env>__<time>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="STUDY_DIR",
+                   help="continue an interrupted study: ended trials are kept, unfinished ones continue")
+    add_config_flags(p, algo)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("tabular", help="exact soft policy iteration on a finite MDP")
     p.add_argument("--mdp", default="frozenlake", choices=["frozenlake", "cliffwalking", "taxi", "random"])

@@ -455,3 +455,67 @@ def preset(name: str) -> SACConfig:
     if name not in PRESETS:
         raise SoftacError(f"Unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}.")
     return SACConfig.build(**PRESETS[name])
+
+
+# A preset file: a TOML file whose [config] table sets config fields by plain name, as `softac train
+# --preset-file FILE` reads it and `softac tune` writes its best trial (best.toml).
+PRESET_FILE_SKIPS = ("seed", "seeds", "run_root", "run_name", "progress", "print_evaluations", "checkpoint_every",
+                     "algo_params")
+
+
+def read_toml(path: Any, what: str) -> dict:
+    """The TOML file at `path` as a dict; one sentence naming `what` it is if it cannot be read or parsed."""
+    import tomllib
+    from pathlib import Path
+
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise SoftacError(f"Cannot read {what} {path} ({exc.strerror or exc}).") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SoftacError(f"{what[0].upper()}{what[1:]} {path} is not valid TOML ({exc}).") from None
+
+
+def preset_from_file(path: Any) -> SACConfig:
+    """The config of a preset file (its [config] table applied to the defaults); one sentence if it is not one."""
+    data = read_toml(path, "the preset file")
+    table = data.get("config")
+    if not isinstance(table, dict):
+        raise SoftacError(f"The preset file {path} has no [config] table of config fields.")
+    values = {str(k).replace("-", "_"): tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    try:
+        return SACConfig.build(**values)
+    except SoftacError as exc:
+        raise SoftacError(f"The preset file {path}: {exc}") from None
+    except TypeError as exc:  # a value of the wrong kind that the dataclass itself refuses
+        raise SoftacError(f"The preset file {path}: {exc}.") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # a TOML basic string
+
+
+def preset_file_text(cfg: SACConfig, comments: tuple[str, ...] = ()) -> str:
+    """`cfg` as a preset file: its env and algo and every field that differs from the defaults (the algorithm's
+    own by plain name), without the fields of one run (seeds, run directories, progress output)."""
+    defaults = SACConfig()
+    lines = [f"# {line}" for line in comments] + ["[config]"]
+    for f in dataclasses.fields(SACConfig):
+        value = getattr(cfg, f.name)
+        if f.name in PRESET_FILE_SKIPS or value is None or (value == getattr(defaults, f.name)
+                                                            and f.name not in ("env", "algo")):
+            continue
+        lines.append(f"{f.name} = {_toml_value(value)}")
+    own = cfg.algo_params or {}
+    if isinstance(own, AlgorithmParams):
+        own = own.to_dict()
+    lines += [f"{name} = {_toml_value(value)}" for name, value in own.items() if value is not None]
+    return "\n".join(lines) + "\n"

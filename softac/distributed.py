@@ -26,6 +26,7 @@ These settings act when JAX's backend starts, at the trial's first computation, 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -38,10 +39,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from softac.config import SACConfig
-from softac.errors import SoftacError
+import numpy as np
 
-SCHEDULERS = ("fifo", "asha")
+from softac.config import SACConfig
+from softac.errors import SoftacError, TrialsInterrupted
+from softac.suggestion import suggested_config, trial_key
+
+SCHEDULERS = ("fifo", "asha", "median")
 ATTEMPTS_NAME = "attempts.jsonl"  # one line per start of a trial's function: trial, pid, host, start step
 TUNE_DIR_NAME = "tune"  # Ray Tune's experiment state, inside the experiment directory
 
@@ -53,7 +57,7 @@ class RayOptions:
     address: Optional[str] = None  # None: a local Ray instance sized to this machine; "auto" or HOST:PORT
     cpus_per_trial: int = 1
     gpus_per_trial: float = 0.0
-    scheduler: str = "fifo"  # "asha": stop weak trials early on evaluation return
+    scheduler: str = "fifo"  # "asha" or "median": stop weak trials early on evaluation return
     asha_grace_steps: Optional[int] = None  # env steps before ASHA may stop a trial (default: total_steps / 9)
     asha_reduction_factor: int = 3  # ASHA keeps the best 1/factor of trials at each rung
     max_failures: int = 3  # restarts of a trial whose worker died, each from its last checkpoint
@@ -76,6 +80,38 @@ class TrialOutcome:
     name: str
     status: str  # "finished", "stopped early" (ASHA), "failed: <error>", "not finished" (interrupted)
     last_step: Optional[int]
+
+
+def read_description(out: str | Path, name: str, version: int, kind: str, parse):
+    """`parse(data)` of the JSON description `out`/`name` of a sweep or study (what `--resume` reads); one
+    sentence if the directory is not one of `kind` or the file is unreadable."""
+    path = Path(out) / name
+    if not path.is_file():
+        raise SoftacError(f"{out} is not a {kind} directory ({name} is missing).")
+    try:
+        data = json.loads(path.read_text())
+        if data.get("version") != version:
+            raise ValueError(f"unknown version {data.get('version')!r}")
+        return parse(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SoftacError(f"The {kind} description {path} is unreadable ({exc}).") from None
+
+
+def new_experiment_dir(out: Path, kind: str, command: str) -> None:
+    """SoftacError unless `out` can be a new sweep or study directory (absent, or an empty directory): an
+    existing one is never reused, and the sentence gives the command that continues it."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SoftacError(f"{out} already exists and is not empty; choose another --out, or continue that {kind} "
+                          f"with softac {command} --resume {out}.")
+
+
+def write_description(out: Path, name: str, text: str, kind: str) -> None:
+    """Create the experiment directory `out` with its description file; one sentence if the OS refuses."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    except OSError as exc:
+        raise SoftacError(f"Cannot create the {kind} directory {out}: {exc.strerror or exc}.") from None
 
 
 def seed_groups(seeds: Sequence[int], size: Optional[int]) -> list[tuple[int, ...]]:
@@ -224,21 +260,32 @@ def _trial_main(config: dict) -> None:
     from softac.train import train_or_resume  # JAX's CPU client starts after the pinning
 
     cfg = SACConfig.from_dict(spec["config"])
+    search = config.get("search")
+    if search is not None:  # a study trial: the base config with the searcher's suggestion
+        cfg = suggested_config(cfg, search["number"], search["changes"])
     dirs = named_run_dirs(cfg)
     steps = [checkpoint_step(d) for d in dirs]
     start_step = min(steps) if all(s is not None for s in steps) else 0
+    # The evaluations before this start (a restarted trial), for the area under the evaluation curve.
+    earlier = _evaluations_until(dirs, start_step)
     _append_line(Path(spec["experiment_dir"]) / ATTEMPTS_NAME,
-                 {"trial": spec["name"], "pid": os.getpid(), "host": socket.gethostname(), "cpus": list(cpus),
+                 {"trial": trial_key(config), "pid": os.getpid(), "host": socket.gethostname(), "cpus": list(cpus),
                   "start_step": start_step, "time": time.time()})
 
     class ReportToTune(Callback):
+        """One Tune result per evaluation: its mean over the trial's seeds, their spread, and eval_return_auc,
+        the mean of every evaluation so far (the area under the evaluation curve per env step, for evaluations
+        at a fixed interval): `softac tune --objective auc` optimises it."""
+
         reported = False
+        history = list(earlier)
 
         def on_evaluation(self, event):
             seed_means = event.returns.mean(axis=1)
+            ReportToTune.history.append(float(seed_means.mean()))
             tune.report({"env_step": event.step, "eval_return": float(seed_means.mean()),
                          "eval_return_std": float(seed_means.std()), "seed_returns": seed_means.tolist(),
-                         "wall_time": event.wall_time})
+                         "eval_return_auc": float(np.mean(ReportToTune.history)), "wall_time": event.wall_time})
             ReportToTune.reported = True
 
     train_or_resume(cfg, callbacks=[ReportToTune()])
@@ -247,7 +294,26 @@ def _trial_main(config: dict) -> None:
         seed_means = [rows[-1]["eval_return_mean"] for rows in evals]
         tune.report({"env_step": int(min(rows[-1]["env_step"] for rows in evals)),
                      "eval_return": float(sum(seed_means) / len(seed_means)), "eval_return_std": 0.0,
-                     "seed_returns": seed_means, "wall_time": max(rows[-1]["wall_time"] for rows in evals)})
+                     "seed_returns": seed_means, "eval_return_auc": float(np.mean(earlier)) if earlier else 0.0,
+                     "wall_time": max(rows[-1]["wall_time"] for rows in evals)})
+
+
+def _evaluations_until(dirs: Sequence[Path], step: int) -> list[float]:
+    """The mean over seeds of every evaluation up to env step `step` in these run directories (none before a
+    first start)."""
+    from softac.logger import read_metrics
+
+    if step <= 0:
+        return []
+    per_seed = []
+    for d in dirs:
+        try:
+            per_seed.append({int(r["env_step"]): r["eval_return_mean"] for r in read_metrics(d)
+                             if r["eval_return_mean"] is not None and int(r["env_step"]) <= step})
+        except (FileNotFoundError, OSError):
+            return []
+    common = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
+    return [float(np.mean([p[k] for p in per_seed])) for k in common]
 
 
 def _append_line(path: Path, record: dict) -> None:
@@ -276,20 +342,59 @@ def start_ray(options: RayOptions):
     if ray.is_initialized():
         return ray
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    if options.address is None:
-        kwargs["num_cpus"] = len(os.sched_getaffinity(0))
+    if options.address is None:  # "local": a new instance, even where `ray start` runs a cluster on this machine
+        kwargs.update(address="local", num_cpus=len(os.sched_getaffinity(0)))
     else:
         kwargs["address"] = options.address
-    try:
+    if options.address is None:
         ray.init(**kwargs)
-    except (ConnectionError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0].split(". ")[0].rstrip(".")
-        raise SoftacError(f"Cannot connect to a Ray cluster at {options.address} ({reason}); start one with "
-                          "`ray start --head`, or leave out --ray-address.") from None
+    else:
+        # Ray's GCS client logs a line to the process's stderr (C++, not Python's logging) for every retry of a
+        # refused connection: held back, and read for the reason a cluster refused us.
+        with _stderr_held_back() as held:
+            try:
+                ray.init(**kwargs)
+                failure = None
+            except (ConnectionError, RuntimeError) as exc:
+                failure = str(exc).splitlines()[0].split(". ")[0].rstrip(".")
+        if failure is not None:
+            if "InvalidAuthToken" in held.captured or "Unauthenticated" in held.captured:
+                raise SoftacError(
+                    f"The Ray cluster at {options.address} refused the authentication token (it runs with token "
+                    "authentication, and softac had no token or a wrong one); set RAY_AUTH_MODE=token for softac "
+                    "too, with the cluster's token in RAY_AUTH_TOKEN or in ~/.ray/auth_token (the head node's "
+                    "file), and try again.") from None
+            raise SoftacError(f"Cannot connect to a Ray cluster at {options.address} ({failure}); start one with "
+                              "`ray start --head`, or leave out --ray-address.") from None
     logging.getLogger("ray").setLevel(logging.CRITICAL)  # ray.init set it again
     if options.address is not None:
         _check_cluster_fits(ray, options)
     return ray
+
+
+class _HeldStderr:
+    captured: str = ""  # what was written to file descriptor 2, once the block has ended
+
+
+@contextlib.contextmanager
+def _stderr_held_back():
+    """File descriptor 2 redirected to a temporary file while the block runs (what native code writes to it
+    included); yields an object whose `captured` holds it afterwards."""
+    import sys
+
+    sys.stderr.flush()
+    held = _HeldStderr()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            held.captured = f.read().decode(errors="replace")
 
 
 def _check_cluster_fits(ray, options: RayOptions) -> None:
@@ -304,64 +409,158 @@ def _check_cluster_fits(ray, options: RayOptions) -> None:
 
 
 def run_trials(trials: Sequence[Trial], experiment_dir: str | Path, options: RayOptions,
-               resume: bool = False) -> tuple[list[TrialOutcome], bool]:
+               resume: bool = False, resume_command: str = "the same command again") -> tuple[list[TrialOutcome], bool]:
     """Run `trials` as Ray Tune trials with their state in `experiment_dir`/tune; returns each trial's
     outcome and whether the experiment was interrupted (Ctrl-C: continue it with resume=True)."""
     experiment_dir = Path(experiment_dir).resolve()
-    ray = start_ray(options)
-    from ray import tune
 
-    from softac.tune_progress import OUTCOMES_NAME, Progress, read_outcomes
+    def new_tuner(tune, trainable, run_config):
+        param_space = {"trial": tune.grid_search([_trial_spec(t.name, t.config, experiment_dir, options)
+                                                  for t in trials])}
+        return tune.Tuner(trainable, param_space=param_space, run_config=run_config,
+                          tune_config=tune.TuneConfig(scheduler=_scheduler(trials, options), reuse_actors=False,
+                                                      trial_name_creator=_trial_name, trial_dirname_creator=_trial_name))
 
-    outcomes_path = experiment_dir / OUTCOMES_NAME
-    trainable = tune.with_resources(_trial_main, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
-    tune_dir = experiment_dir / TUNE_DIR_NAME
-    try:
-        if resume and tune.Tuner.can_restore(str(tune_dir)):
-            tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            param_space = {"trial": tune.grid_search([
-                {"name": t.name, "config": t.config.to_dict(), "experiment_dir": str(experiment_dir),
-                 "cpus": options.cpus_per_trial, "gpus": options.gpus_per_trial} for t in trials])}
-            tuner = tune.Tuner(
-                trainable, param_space=param_space,
-                tune_config=tune.TuneConfig(scheduler=_scheduler(trials, options), reuse_actors=False,
-                                            trial_name_creator=lambda t: t.config["trial"]["name"],
-                                            trial_dirname_creator=lambda t: t.config["trial"]["name"]),
-                run_config=tune.RunConfig(name=TUNE_DIR_NAME, storage_path=str(experiment_dir), verbose=0,
-                                          failure_config=tune.FailureConfig(max_failures=options.max_failures),
-                                          callbacks=[Progress({t.name: t.label for t in trials}, str(outcomes_path))]))
-        tuner.fit()  # a restored experiment keeps its saved run config, the Progress callback included
-    finally:
-        ray.shutdown()
-    outcomes = read_outcomes(outcomes_path)
+    _fit(new_tuner, experiment_dir, options, {t.name: t.label for t in trials}, resume,
+         resume_command=resume_command)
+    from softac.tune_progress import read_outcomes
+
+    outcomes = read_outcomes(experiment_dir / OUTCOMES_NAME)
     result = []
     for t in trials:
         status, last, error = outcomes.get(t.name, ("PENDING", None, ""))
-        total = t.config.total_steps
-        if status == "TERMINATED":
-            text = "finished" if last is not None and last >= total else "stopped early"
-        elif status == "ERROR":
-            text = f"failed: {error}"
-        else:
-            text = "not finished"
-        result.append(TrialOutcome(t.name, text, last))
+        result.append(TrialOutcome(t.name, outcome_text(status, last, error, t.config.total_steps), last))
     interrupted = any(o.status == "not finished" for o in result)
     return result, interrupted
 
 
-def asha_settings(trials: Sequence[Trial], options: RayOptions) -> dict:
+def run_search(base: SACConfig, searcher: Any, num_samples: int, experiment_dir: str | Path, options: RayOptions,
+               metric: str, resume: bool = False, resume_command: str = "the same command with --resume"
+               ) -> dict[str, list]:
+    """Run `num_samples` trials whose configs `searcher` (a Ray Tune searcher, such as the Optuna study of
+    `softac.optimize`) suggests for `base`, at most as many at once as the cluster has room for (a searcher
+    learns from the trials that ended before it suggests the next). The scheduler of `options` stops weak
+    trials on `metric`. Returns every trial that ended so far (name -> [status, last env step, error])."""
+    experiment_dir = Path(experiment_dir).resolve()
+
+    def new_tuner(tune, trainable, run_config):
+        import ray
+
+        room = max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus_per_trial))
+        return tune.Tuner(
+            trainable, param_space={"trial": _trial_spec("study", base, experiment_dir, options)}, run_config=run_config,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=room,
+                                        scheduler=scheduler_for(options, base.total_steps, metric), reuse_actors=False,
+                                        trial_name_creator=_trial_name, trial_dirname_creator=_trial_name))
+
+    _fit(new_tuner, experiment_dir, options, {}, resume, total=num_samples, resume_command=resume_command)
+    from softac.tune_progress import read_outcomes
+
+    return read_outcomes(experiment_dir / OUTCOMES_NAME)
+
+
+OUTCOMES_NAME = "outcomes.json"  # trial name -> [Tune status, last env step, last error line] of each ended trial
+
+
+def outcome_text(status: str, last: Optional[int], error: str, total_steps: int) -> str:
+    """"finished", "stopped early" (by the scheduler), "failed: <error>" or "not finished" (interrupted)."""
+    if status == "TERMINATED":
+        return "finished" if last is not None and last >= total_steps else "stopped early"
+    if status == "ERROR":
+        return f"failed: {error}"
+    return "not finished"
+
+
+def _trial_spec(name: str, cfg: SACConfig, experiment_dir: Path, options: RayOptions) -> dict:
+    return {"name": name, "config": cfg.to_dict(), "experiment_dir": str(experiment_dir),
+            "cpus": options.cpus_per_trial, "gpus": options.gpus_per_trial}
+
+
+def _trial_name(trial) -> str:
+    return trial_key(trial.config)
+
+
+def _fit(new_tuner, experiment_dir: Path, options: RayOptions, labels: dict[str, str], resume: bool,
+         total: Optional[int] = None, resume_command: str = "the same command with --resume") -> None:
+    """Start Ray, then restore the experiment in `experiment_dir`/tune (resume) or make it with `new_tuner(tune,
+    trainable, run_config)`, and run it to its end or to an interruption.
+
+    A local Ray instance that loses its node (`NodeWatch`) is started again and the experiment restored, its
+    trials continuing from their last checkpoints, up to LOCAL_RESTARTS times; on a cluster, or after that,
+    one sentence (TrialsInterrupted) says how to continue."""
+    from softac.tune_progress import NodeLost
+
+    restarts = 0
+    while True:
+        ray = start_ray(options)
+        try:
+            _fit_once(new_tuner, experiment_dir, options, labels, resume, total)
+            return
+        except NodeLost as exc:
+            tune_dir = experiment_dir / TUNE_DIR_NAME
+            ray.shutdown()
+            from ray import tune
+
+            if options.address is not None or restarts >= LOCAL_RESTARTS or not tune.Tuner.can_restore(str(tune_dir)):
+                raise TrialsInterrupted(f"The trials stopped because {exc}; continue them from their last "
+                                        f"checkpoints with: {resume_command}") from None
+            restarts += 1
+            print(f"{exc}: starting a local Ray instance again ({restarts} of {LOCAL_RESTARTS}); the trials continue "
+                  "from their last checkpoints", flush=True)
+            resume = True
+        finally:
+            ray.shutdown()
+
+
+LOCAL_RESTARTS = 3  # times a local Ray instance that lost its node is started again within one command
+
+
+def _fit_once(new_tuner, experiment_dir: Path, options: RayOptions, labels: dict[str, str], resume: bool,
+              total: Optional[int]) -> None:
+    from ray import tune
+
+    from softac.tune_progress import NodeWatch, Progress
+
+    trainable = tune.with_resources(_trial_main, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    tune_dir = experiment_dir / TUNE_DIR_NAME
+    if resume and tune.Tuner.can_restore(str(tune_dir)):
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        run_config = tune.RunConfig(name=TUNE_DIR_NAME, storage_path=str(experiment_dir), verbose=0,
+                                    failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                                    callbacks=[Progress(labels, str(experiment_dir / OUTCOMES_NAME), total),
+                                               NodeWatch()])
+        tuner = new_tuner(tune, trainable, run_config)
+    tuner.fit()  # a restored experiment keeps its saved run config, the callbacks included
+
+
+def asha_settings(trials: Sequence[Trial], options: RayOptions, metric: str = "eval_return") -> dict:
     """Keyword arguments of Tune's ASHAScheduler for these trials: rungs in env steps at grace * factor^k
     (default grace: the longest trial's total_steps / 9), on the mean evaluation return over a trial's seeds."""
-    total = max(t.config.total_steps for t in trials)
-    return dict(time_attr="env_step", metric="eval_return", mode="max", max_t=total,
-                grace_period=options.asha_grace_steps or max(1, total // 9),
+    return _asha_settings(max(t.config.total_steps for t in trials), options, metric)
+
+
+def _asha_settings(max_t: int, options: RayOptions, metric: str) -> dict:
+    return dict(time_attr="env_step", metric=metric, mode="max", max_t=max_t,
+                grace_period=options.asha_grace_steps or max(1, max_t // 9),
                 reduction_factor=options.asha_reduction_factor)
 
 
-def _scheduler(trials: Sequence[Trial], options: RayOptions):
+def scheduler_for(options: RayOptions, max_t: int, metric: str = "eval_return"):
+    """Tune's scheduler of `options.scheduler` on `metric` (None for fifo): ASHA (asynchronous successive halving,
+    Li et al. 2020), or the median stopping rule (Golovin et al. 2017: stop a trial whose best result so far is
+    below the median of the other trials' running averages at the same env step, after the grace steps)."""
     if options.scheduler == "fifo":
         return None
+    if options.scheduler == "median":
+        from ray.tune.schedulers import MedianStoppingRule
+
+        return MedianStoppingRule(time_attr="env_step", metric=metric, mode="max",
+                                  grace_period=options.asha_grace_steps or max(1, max_t // 9), min_samples_required=3)
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(**asha_settings(trials, options))
+    return ASHAScheduler(**_asha_settings(max_t, options, metric))
+
+
+def _scheduler(trials: Sequence[Trial], options: RayOptions):
+    return scheduler_for(options, max(t.config.total_steps for t in trials))

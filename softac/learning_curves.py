@@ -34,6 +34,7 @@ from softac.config import SACConfig, preset, validate
 from softac.errors import SoftacError, TrialsInterrupted
 from softac.logger import read_metrics
 from softac.rundir import portable_name
+from softac.statistics import seed_interval
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,7 @@ def env_summary(suite: Suite, run_dirs: list[Path]) -> dict:
     at = {}
     for step in steps:
         values = [v for v in (_eval_at(rows, step) for rows in evals) if v is not None]
-        at[step] = (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
+        at[step] = (float(np.mean(values)), float(np.std(values)), len(values), seed_interval(values)) if values else None
     # Training throughput: rows once updates run (they carry losses), less the first (it includes compiling).
     rates = [r["steps_per_second"] for rows in all_rows
              for r in [r for r in rows if r["critic_loss"] is not None][1:] if r["steps_per_second"] is not None]
@@ -333,8 +334,8 @@ def _machine() -> str:
             f"Python {platform.python_version()}, {platform.system()}")
 
 
-TABLE_HEADER = ["| environment | env step | measured mean +- std (seeds) | reference | wall time | env steps/s |",
-                "| --- | --- | --- | --- | --- | --- |"]
+TABLE_HEADER = ["| environment | env step | measured mean +- std (seeds) | IQM [95% bootstrap CI] | reference | wall time "
+                "| env steps/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
 
 
 def write_report(suite: Suite, results: dict[str, list[Path]], failures: dict[str, str], docs: Path) -> dict:
@@ -365,7 +366,7 @@ def write_report(suite: Suite, results: dict[str, list[Path]], failures: dict[st
         body += [f"![{env_id}]({_write_assets(suite, env_id, run_dirs, assets).relative_to(docs.parent).as_posix()})", ""]
         _replace_block(docs, f"suite:{suite.name}:{env_id}", "\n".join(body), after=f"suite:{suite.name}")
     for env_id, error in failures.items():
-        rows.append(f"| {env_id} | - | FAILED: {error} | - | - | - |")
+        rows.append(f"| {env_id} | - | FAILED: {error} | - | - | - | - |")
         _replace_block(docs, f"suite:{suite.name}:{env_id}",
                        f"### {env_id}\n\nThe last run FAILED: {error}\n", after=f"suite:{suite.name}")
     return {"figures": figures, "failures": failures, "table": "\n".join(TABLE_HEADER + rows)}
@@ -377,8 +378,9 @@ def _env_rows(suite: Suite, env_id: str, summary: dict) -> list[str]:
     rows = []
     for step, measured in summary["at"].items():
         text = "not reached" if measured is None else f"{measured[0]:,.1f} +- {measured[1]:,.1f} ({measured[2]})"
+        iqm = "-" if measured is None or measured[3] is None else "{:,.1f} [{:,.1f}, {:,.1f}]".format(*measured[3])
         ref = references[step].text() if step in references else "-"
-        rows.append(f"| {env_id} | {step:,} | {text} | {ref} | {summary['wall_time'] / 60:.1f} min "
+        rows.append(f"| {env_id} | {step:,} | {text} | {iqm} | {ref} | {summary['wall_time'] / 60:.1f} min "
                     f"| {'-' if np.isnan(rate) else f'{rate:.1f}'} |")
     return rows
 

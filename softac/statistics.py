@@ -264,3 +264,12 @@ def performance_profile_interval(scores: Scores, taus: Sequence[float], reps: in
     taus = np.asarray(taus, dtype=np.float64)
     return bootstrap_interval(lambda s: performance_profile(s, taus), scores, reps=reps, confidence=confidence,
                               seed=seed)
+
+
+def seed_interval(values: Sequence[float], reps: int = 10_000, seed: int = 0) -> Optional[tuple[float, float, float]]:
+    """(IQM, low, high) of one task's runs (seeds): their interquartile mean with its 95% percentile bootstrap
+    interval, for the tables of `softac benchmark`, `sweep` and `tune`; None with fewer than two runs."""
+    if len(values) < 2:
+        return None
+    interval = bootstrap_interval(interquartile_mean, np.asarray(values, dtype=np.float64)[:, None], reps=reps, seed=seed)
+    return float(interval.point), float(interval.low), float(interval.high)

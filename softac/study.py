@@ -31,9 +31,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from softac.config import SACConfig, field_hints
-from softac.distributed import RayOptions, Trial, TrialOutcome, check_options, run_trials, seed_groups, start_ray
+from softac.distributed import (RayOptions, Trial, TrialOutcome, check_options, new_experiment_dir, read_description,
+                                 run_trials, seed_groups, start_ray, write_description)
 from softac.errors import SoftacError, TrialsInterrupted
 from softac.rundir import portable_name
+from softac.statistics import seed_interval
 
 SPEC_NAME = "sweep.json"
 CSV_NAME = "sweep.csv"
@@ -70,20 +72,14 @@ class SweepSpec:
 
     @classmethod
     def load(cls, out: str | Path) -> "SweepSpec":
-        path = Path(out) / SPEC_NAME
-        if not path.is_file():
-            raise SoftacError(f"{out} is not a sweep directory ({SPEC_NAME} is missing).")
-        try:
-            data = json.loads(path.read_text())
-            if data.get("version") != SPEC_VERSION:
-                raise ValueError(f"unknown version {data.get('version')!r}")
+        def parse(data: dict) -> "SweepSpec":
             grid = tuple((name, tuple(tuple(v) if isinstance(v, list) else v for v in values))
                          for name, values in data["grid"])
             return cls(base=SACConfig.from_dict(data["base"]), grid=grid, seeds=tuple(data["seeds"]),
                        seeds_per_trial=int(data["seeds_per_trial"]), out=Path(out),
                        options=RayOptions(**data["options"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SoftacError(f"The sweep description {path} is unreadable ({exc}).") from None
+
+        return read_description(out, SPEC_NAME, SPEC_VERSION, "sweep", parse)
 
 
 # ------------------------------------------------------------------------------------ the grid
@@ -219,18 +215,12 @@ def sweep(base_config: SACConfig, grid: dict[str, Sequence] | Sequence[tuple[str
     if out is None:
         out = Path("sweeps") / f"{portable_name(base_config.env)}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise SoftacError(f"{out} already exists and is not empty; choose another --out, or continue that sweep "
-                          f"with softac sweep --resume {out}.")
+    new_experiment_dir(out, "sweep", "sweep")
     spec = SweepSpec(base=base_config, grid=checked, seeds=seeds, seeds_per_trial=seeds_per_trial, out=out,
                      options=options)
     ray = start_ray(options)  # before anything is written: an unreachable or too small cluster leaves no directory
     try:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / SPEC_NAME).write_text(spec.to_json())
-        except OSError as exc:
-            raise SoftacError(f"Cannot create the sweep directory {out}: {exc.strerror or exc}.") from None
+        write_description(out, SPEC_NAME, spec.to_json(), "sweep")
         return _run(spec, resume=False)
     finally:
         ray.shutdown()
@@ -249,7 +239,8 @@ def _run(spec: SweepSpec, resume: bool) -> list[dict]:
     print(f"sweep {spec.out}: {len(spec.points())} grid points x {len(spec.seed_groups())} seed groups = "
           f"{len(trials)} trials, {spec.options.cpus_per_trial} CPUs and {spec.options.gpus_per_trial:g} GPUs each, "
           f"on {spec.options.address or 'a local Ray instance'}", flush=True)
-    outcomes, interrupted = run_trials(trials, spec.out, spec.options, resume=resume)
+    outcomes, interrupted = run_trials(trials, spec.out, spec.options, resume=resume,
+                                       resume_command=f"softac sweep --resume {spec.out}")
     rows = summarize(spec, outcomes)
     if interrupted:
         raise TrialsInterrupted(f"The sweep was interrupted; continue it with: softac sweep --resume {spec.out}")
@@ -298,9 +289,12 @@ def summarize(spec: SweepSpec, outcomes: Sequence[TrialOutcome] = ()) -> list[di
                 walls.append(evals[-1]["wall_time"])
         final_mean, final_std = _mean_std(finals)
         best_mean, best_std = _mean_std(bests)
+        iqm = seed_interval(finals)
         rows.append({"point": _point_label(point), **{k: _format_value(v) for k, v in point.items()},
                      "seeds": ",".join(map(str, seeds)), "final_step": min(steps) if steps else None,
-                     "final_mean": final_mean, "final_std": final_std, "best_mean": best_mean, "best_std": best_std,
+                     "final_mean": final_mean, "final_std": final_std,
+                     "final_iqm": iqm[0] if iqm else None, "final_iqm_low": iqm[1] if iqm else None,
+                     "final_iqm_high": iqm[2] if iqm else None, "best_mean": best_mean, "best_std": best_std,
                      "wall_time_s": max(walls) if walls else None,
                      "status": "; ".join(sorted(set(states))), "best": False})
     ranked = [r for r in rows if r["final_mean"] is not None]
@@ -324,14 +318,21 @@ def _cell(mean: Optional[float], std: Optional[float]) -> str:
     return "-" if mean is None or math.isnan(mean) else f"{mean:.1f} +- {std:.1f}"
 
 
+def _iqm_cell(row: dict) -> str:
+    if row.get("final_iqm") is None:
+        return "-"
+    return f"{row['final_iqm']:.1f} [{row['final_iqm_low']:.1f}, {row['final_iqm_high']:.1f}]"
+
+
 def format_table(rows: list[dict]) -> str:
-    header = "| grid point | seeds | final env step | final evaluation | best evaluation | wall time | trials |"
-    lines = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
+    header = ("| grid point | seeds | final env step | final evaluation | final IQM [95% bootstrap CI] | best evaluation "
+              "| wall time | trials |")
+    lines = [header, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         wall = "-" if r["wall_time_s"] is None else f"{r['wall_time_s'] / 60:.1f} min"
         lines.append(f"| {r['point']}{' (best)' if r['best'] else ''} | {r['seeds'] or '-'} | "
                      f"{r['final_step'] if r['final_step'] is not None else '-'} | {_cell(r['final_mean'], r['final_std'])} "
-                     f"| {_cell(r['best_mean'], r['best_std'])} | {wall} | {r['status']} |")
+                     f"| {_iqm_cell(r)} | {_cell(r['best_mean'], r['best_std'])} | {wall} | {r['status']} |")
     best = [r for r in rows if r["best"]]
     if best:
         lines.append(f"best grid point: {best[0]['point']} (final evaluation {_cell(best[0]['final_mean'], best[0]['final_std'])})")

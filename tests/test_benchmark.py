@@ -10,6 +10,7 @@ import tomllib
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from softac.learning_curves import get_suite, run_suite
@@ -34,6 +35,12 @@ def test_smoke_suite_writes_table_plots_and_raw_metrics(tmp_path):
         assert raw.read_text().startswith("env_step,")
     measured = report["figures"]["Pendulum-v1"]["at"][600]
     assert measured[2] == 2 and measured[0] < 0  # two seeds evaluated at step 600
+    # The IQM of two seeds is their mean (rliable's trimmed mean keeps half of each); the interval holds both.
+    finals = [r["eval_return_mean"] for k in (0, 1) for r in read_metrics(tmp_path / "runs" / "smoke" / f"Pendulum-v1__seed{k}")
+              if r["env_step"] == 600 and r["eval_return_mean"] is not None]
+    iqm, low, high = measured[3]
+    assert iqm == pytest.approx(np.mean(finals)) and low == pytest.approx(min(finals)) and high == pytest.approx(max(finals))
+    assert "| IQM [95% bootstrap CI] |" in text
 
 
 def test_interrupted_benchmark_continues_and_finished_runs_are_skipped(tmp_path, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from softac.cli import build_parser, config_from_args, main
+from softac.config import SACConfig
 
 TINY = ["--total-steps", "300", "--learning-starts", "100", "--hidden-sizes", "32,32", "--batch-size", "32",
         "--eval-every", "150", "--eval-episodes", "2", "--no-progress", "--no-tensorboard"]
@@ -184,3 +185,30 @@ def test_tabular_command_prints_the_soft_policy_iteration_table(tmp_path, capsys
         width, height = image.size
         image.load()  # decodes the whole file: a truncated PNG fails here
     assert width > height > 0
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[config]\nlearning_rate = 1e-3\nnot_a_field = 1\n", "Unknown config field(s) not_a_field"),
+    ("[config]\nlearning_rate = -1.0\n", "learning_rate must be positive"),
+    ("learning_rate = 1e-3\n", "has no [config] table"),
+    ("[config\n", "is not valid TOML"),
+])
+def test_bad_preset_file_is_one_sentence(tmp_path, capsys, text, fragment):
+    path = tmp_path / "preset.toml"
+    path.write_text(text)
+    code = main(["train", "--preset-file", str(path), "--run-root", str(tmp_path / "runs")])
+    assert_clean_error(code, capsys.readouterr().err, fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_preset_file_round_trips_a_config_and_flags_override_it(tmp_path):
+    from softac.config import preset_file_text, preset_from_file
+
+    cfg = SACConfig.build(algo="tqc", env="Hopper-v5", learning_rate=1e-4, hidden_sizes=(64, 64), n_quantiles=10,
+                          tensorboard=False, seeds=(0, 1), run_root="elsewhere")
+    path = tmp_path / "best.toml"
+    path.write_text(preset_file_text(cfg, ("a comment",)))
+    # The run's own fields (seeds, run_root) are left out; everything else comes back.
+    assert preset_from_file(path) == cfg.replace(seeds=None, run_root=SACConfig().run_root)
+    args = build_parser().parse_args(["train", "--preset-file", str(path), "--learning-rate", "3e-4"])
+    assert config_from_args(args).learning_rate == 3e-4 and config_from_args(args).get("n_quantiles") == 10

@@ -104,7 +104,8 @@ def test_the_public_names_are_the_documented_ones():
     import softac
 
     assert softac.__all__ == ["Agent", "Callback", "EvaluationEvent", "PRESETS", "SACConfig", "SoftacError",
-                              "TrainingInterrupted", "load_agent", "preset", "resume", "resume_sweep", "sweep", "train"]
+                              "TrainingInterrupted", "load_agent", "preset", "resume", "resume_sweep", "resume_tune", "sweep",
+                              "train", "tune"]
     assert set(softac.__all__) <= set(dir(softac))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         softac.nope

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softac import SACConfig, train
+from softac import SACConfig
 from softac.cli import main
 from softac.distributed import read_attempts
 from softac.logger import read_metrics
@@ -39,6 +39,18 @@ TINY_FLAGS = ["--env", "Pendulum-v1", "--learning-starts", "100", "--hidden-size
 def final_evals(run_dir: Path) -> tuple[int, float]:
     evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
     return int(evals[-1]["env_step"]), evals[-1]["eval_return_mean"]
+
+
+def train_on_cores(cores: int, run_root: Path, *flags: str) -> list[Path]:
+    """`softac train` in a process kept to `cores` cores, as a trial with --cpus-per-trial `cores` is: XLA sizes
+    its thread pool to the cores a process may use, and its reductions, hence the returns, depend on it. Returns
+    the new run directories."""
+    cpus = sorted(os.sched_getaffinity(0))[:cores]
+    done = subprocess.run([sys.executable, "-m", "softac.cli", "train", *flags, "--run-root", str(run_root),
+                           "--no-progress"], preexec_fn=lambda: os.sched_setaffinity(0, cpus), capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return sorted(p for p in run_root.iterdir() if p.is_dir())
 
 
 def run_sweep_cli(*args: str, log: Path) -> subprocess.Popen:
@@ -162,9 +174,13 @@ def test_sweep_table_csv_run_dirs_and_same_results_as_train(tmp_path, capsys):
         sweep_finals = [final_evals(d) for d in run_dirs]
         assert all(step == 400 for step, _ in sweep_finals)
         assert float(row["final_mean"]) == pytest.approx(np.mean([v for _, v in sweep_finals]))
-        # The same config and seeds through `softac train`: the same final evaluations.
-        reference = train(SACConfig(**TINY, total_steps=400, learning_rate=lr, seeds=(0, 1),
-                                    run_root=str(tmp_path / "train")))
+        # Two seeds: their IQM is their mean, and the 95% bootstrap interval spans them.
+        values = [v for _, v in sweep_finals]
+        assert float(row["final_iqm"]) == pytest.approx(np.mean(values))
+        assert (float(row["final_iqm_low"]), float(row["final_iqm_high"])) == pytest.approx((min(values), max(values)))
+        # The same config and seeds through `softac train` on as many cores as a trial: the same final evaluations.
+        reference = train_on_cores(1, tmp_path / f"train-{lr}", *TINY_FLAGS, "--total-steps", "400",
+                                   "--learning-rate", str(lr), "--seeds", "0,1")
         assert [final_evals(d) for d in reference] == sweep_finals
         # Ordinary run directories: their config is the trial's.
         assert json.loads((run_dirs[0] / "config.json").read_text())["learning_rate"] == lr
@@ -190,8 +206,90 @@ def test_killed_worker_is_restarted_from_its_checkpoint_and_ends_as_uninterrupte
     assert attempts[1]["start_step"] >= 400  # the steps before the last checkpoint were not trained again
     steps = [int(r["env_step"]) for r in read_metrics(run_dir)]
     assert steps == sorted(set(steps))  # metrics rows past the checkpoint were dropped, not duplicated
-    reference = train(SACConfig(**TINY, total_steps=1200, learning_rate=1e-3, seed=3, run_root=str(tmp_path / "train")))
+    reference = train_on_cores(1, tmp_path / "train", *TINY_FLAGS, "--total-steps", "1200", "--learning-rate", "1e-3",
+                               "--seed", "3")
     assert final_evals(run_dir) == final_evals(reference[0])
+
+
+def test_local_instance_that_loses_its_node_is_started_again_and_the_trial_ends_as_uninterrupted(tmp_path):
+    """kill -9 of the node's dashboard agent takes its raylet down with it (they share their fate): the sweep
+    starts the local instance again within a minute and the trial continues from its last checkpoint."""
+    out, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    driver = run_sweep_cli(*TINY_FLAGS, "--total-steps", "1600", "--seeds", "3", "--grid", "learning-rate=1e-3",
+                           "--out", str(out), log=log)
+    try:
+        wait_for(lambda: "env step 400," in log.read_text(), 300, "the trial's second evaluation")
+        agents = [pid for pid in _descendants(driver.pid) if "DashboardAgent" in _cmdline(pid)]
+        assert agents, "no dashboard agent under the driver"
+        os.kill(agents[0], signal.SIGKILL)
+        killed_at = time.time()
+        code = driver.wait(timeout=400)
+    finally:
+        driver.kill()
+    text = log.read_text()
+    assert code == 0, text
+    assert "lost its only node" in text and "starting a local Ray instance again" in text
+    attempts = read_attempts(out)
+    assert len(attempts) == 2 and attempts[1]["start_step"] >= 400
+    assert attempts[1]["time"] - killed_at < 60  # the trial runs again within a minute
+    run_dir = out / "runs" / "learning_rate=0.001__seed3"
+    reference = train_on_cores(1, tmp_path / "train", *TINY_FLAGS, "--total-steps", "1600", "--learning-rate", "1e-3",
+                               "--seed", "3")
+    assert final_evals(run_dir) == final_evals(reference[0])
+
+
+def _descendants(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return children + [d for c in children for d in _descendants(c)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_cluster_with_token_authentication_and_no_token_is_one_sentence(tmp_path):
+    """A head started with RAY_AUTH_MODE=token, and softac without the token: one sentence that says so (not
+    "start a cluster"), and none of the GCS client's retry lines before it."""
+    port = free_port()
+    head_env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "softac-test-token-0123456789abcdef"}
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=1", "--include-dashboard=false"],
+                            env=head_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _port_open(port), 120, "the head node's GCS")
+        env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        env["RAY_NUM_REDIS_GET_RETRIES"] = "3"  # Ray's retries of the refused connection: 3 s, not 20
+        out = tmp_path / "sweep"
+        done = subprocess.run([sys.executable, "-m", "softac.cli", "sweep", *TINY_FLAGS, "--total-steps", "400",
+                               "--grid", "tau=0.01", "--ray-address", f"127.0.0.1:{port}", "--out", str(out)],
+                              capture_output=True, text=True, timeout=300, env=env)
+        # The commands docs/sweeps.md gives: RAY_AUTH_MODE=token and the head's token connect.
+        script = (f"import ray; ray.init(address='127.0.0.1:{port}', log_to_driver=False); "
+                  "print(ray.cluster_resources()['CPU'])")
+        joined = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                                env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": head_env["RAY_AUTH_TOKEN"]})
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "refused the authentication token" in lines[0] and "RAY_AUTH_MODE=token" in lines[0], \
+        done.stderr
+    assert not out.exists()
+    assert joined.returncode == 0 and joined.stdout.split()[-1] == "1.0", joined.stdout + joined.stderr
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_interrupted_driver_resumes_without_rerunning_finished_trials(tmp_path):

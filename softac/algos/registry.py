@@ -11,13 +11,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from softac.algos.crossq.params import SEARCH_SPACE as CROSSQ_SEARCH_SPACE
 from softac.algos.crossq.params import CrossQParams
+from softac.algos.droq.params import SEARCH_SPACE as DROQ_SEARCH_SPACE
 from softac.algos.droq.params import DroQParams
+from softac.algos.redq.params import SEARCH_SPACE as REDQ_SEARCH_SPACE
 from softac.algos.redq.params import REDQParams
+from softac.algos.sac_discrete.params import SEARCH_SPACE as SAC_DISCRETE_SEARCH_SPACE
 from softac.algos.sac_discrete.params import SACDiscreteParams
+from softac.algos.sac_v1.params import SEARCH_SPACE as SAC_V1_SEARCH_SPACE
 from softac.algos.sac_v1.params import SACV1Params
+from softac.algos.simbav2.params import SEARCH_SPACE as SIMBAV2_SEARCH_SPACE
 from softac.algos.simbav2.params import SimbaV2Params
 from softac.algos.spec import COMMON_DEFAULTS, SOFT_ACTOR_CRITIC_METRICS, AlgorithmSpec
+from softac.algos.tqc.params import SEARCH_SPACE as TQC_SEARCH_SPACE
 from softac.algos.tqc.params import TQCParams
 from softac.errors import SoftacError
 
@@ -35,35 +42,35 @@ REGISTRY: dict[str, AlgorithmSpec] = {spec.name: spec for spec in (
     AlgorithmSpec("sac-v1", "softac.algos.sac_v1.agent:SACV1", discrete=False,
                   metrics=SOFT_ACTOR_CRITIC_METRICS + ("value_loss", "v_mean"),
                   summary="state-value network V and target V, fixed temperature (2018a, Algorithm 1)",
-                  params=SACV1Params),
+                  params=SACV1Params, search_space=SAC_V1_SEARCH_SPACE),
     AlgorithmSpec("sac-discrete", "softac.algos.sac_discrete.agent:SACDiscrete", discrete=True,
                   metrics=SOFT_ACTOR_CRITIC_METRICS,
-                  summary="categorical policy, exact expectations (Christodoulou 2019)", params=SACDiscreteParams),
+                  summary="categorical policy, exact expectations (Christodoulou 2019)", params=SACDiscreteParams, search_space=SAC_DISCRETE_SEARCH_SPACE),
     AlgorithmSpec("crossq", "softac.algos.crossq.agent:CrossQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
                   summary="no target networks, Batch Renormalization, joint forward pass (Bhatt et al. 2024)",
                   # The authors' settings: lr 1e-3, Adam beta1 0.5, 2048-wide critics (policy delay 3: CrossQParams).
                   config_defaults={"learning_rate": 1e-3, "adam_beta1": 0.5, "critic_hidden_sizes": (2048, 2048)},
-                  params=CrossQParams),
+                  params=CrossQParams, search_space=CROSSQ_SEARCH_SPACE),
     AlgorithmSpec("tqc", "softac.algos.tqc.agent:TQC", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
                   summary="truncated mixture of quantile critics, learned temperature (Kuznetsov et al. 2020)",
                   # SAC's shared settings as sb3-contrib (lr 3e-4, batch 256, tau 0.005); network_init left at
                   # flax's (SBX's): no TQC benchmark of the two initialisations yet.
-                  params=TQCParams),
+                  params=TQCParams, search_space=TQC_SEARCH_SPACE),
     AlgorithmSpec("droq", "softac.algos.droq.agent:DroQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
                   summary="twin critics with dropout and layer norm, 20 updates per env step (Hiraoka et al. 2022)",
                   # SBX's DroQ: 20 gradient steps per env step, the actor once per env step (policy_delay 20: DroQParams).
-                  config_defaults={"gradient_steps": 20}, params=DroQParams),
+                  config_defaults={"gradient_steps": 20}, params=DroQParams, search_space=DROQ_SEARCH_SPACE),
     AlgorithmSpec("redq", "softac.algos.redq.agent:REDQ", discrete=False, metrics=SOFT_ACTOR_CRITIC_METRICS,
                   summary="10 critics, target min over a random 2 of them, 20 updates per env step (Chen et al. 2021)",
                   # The authors' REDQ-SAC: UTD ratio 20, the actor once per env step (N, M, policy_delay: REDQParams).
-                  config_defaults={"gradient_steps": 20}, params=REDQParams),
+                  config_defaults={"gradient_steps": 20}, params=REDQParams, search_space=REDQ_SEARCH_SPACE),
     AlgorithmSpec("simbav2", "softac.algos.simbav2.agent:SimbaV2", discrete=False,
                   metrics=SOFT_ACTOR_CRITIC_METRICS + ("reward_divisor",),
                   summary="hyperspherical networks, categorical critic, normalised observations and rewards "
                           "(Lee et al. 2025)",
                   # The authors' settings: lr 1e-4 (decaying to 5e-5: SimbaV2Params), UTD 2, initial alpha 0.01.
                   config_defaults={"learning_rate": 1e-4, "gradient_steps": 2, "initial_alpha": 0.01},
-                  params=SimbaV2Params),
+                  params=SimbaV2Params, search_space=SIMBAV2_SEARCH_SPACE),
 )}
 
 #: `--algo auto` picks the first registered algorithm for the action space: sac (Box), sac-discrete (Discrete).

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from softac.algos.params import AlgorithmParams
+from softac.algos.search_space import SHARED_SEARCH_SPACE, Dimension
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class AlgorithmSpec:
     return, each a column of metrics.csv (an update returning any other name is an error); summary: one
     line for `--help`; config_defaults: values of the shared `SACConfig` fields whose default is None ("the
     algorithm's default") that this algorithm uses when the user does not set them; params: the dataclass
-    of its own hyperparameters (softac.algos.params.AlgorithmParams), or None if it has none.
+    of its own hyperparameters (softac.algos.params.AlgorithmParams), or None if it has none; search_space:
+    the fields `softac tune` searches by default (softac.algos.search_space), after the RL Zoo's SAC space.
     """
 
     name: str
@@ -33,6 +35,7 @@ class AlgorithmSpec:
     summary: str
     config_defaults: dict[str, Any] = field(default_factory=dict)
     params: Optional[type[AlgorithmParams]] = None
+    search_space: tuple[Dimension, ...] = SHARED_SEARCH_SPACE
 
     def agent_class(self):
         """The agent class (imports its module, and with it JAX)."""

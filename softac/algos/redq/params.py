@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from softac.algos.params import AlgorithmParams
+from softac.algos.search_space import SHARED_SEARCH_SPACE, Dimension, without
 from softac.fields import check, check_positive_int, doc_field
 
 
@@ -22,3 +23,10 @@ class REDQParams(AlgorithmParams):
         check(self.target_subset_size <= self.n_critics,
               f"target_subset_size ({self.target_subset_size}) cannot be larger than n_critics ({self.n_critics}).")
         check_positive_int("policy_delay", self.policy_delay)
+
+# UTD (gradient_steps, the actor once per env step: policy_delay tied to it) and the ensemble's size; train_every
+# stays 1, as the authors run it.
+SEARCH_SPACE = without(SHARED_SEARCH_SPACE, "train_every") + (
+    Dimension("gradient_steps", "choice", choices=(5, 10, 20), also_sets=("policy_delay",)),
+    Dimension("n_critics", "choice", choices=(5, 10)),
+)

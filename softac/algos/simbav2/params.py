@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from softac.algos.params import AlgorithmParams
+from softac.algos.search_space import SHARED_SEARCH_SPACE, Dimension, without
 from softac.fields import check, check_positive_int, doc_field, is_finite_number
 
 
@@ -51,3 +52,9 @@ class SimbaV2Params(AlgorithmParams):
               f"return_bound must be a positive number, got {self.return_bound!r}.")
         for name in ("clipped_double_q", "normalize_observations", "normalize_rewards"):
             check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}.")
+
+# SimbaV2's widths replace hidden_sizes; its learning rate decays to final_learning_rate, so it stays the authors'.
+SEARCH_SPACE = without(SHARED_SEARCH_SPACE, "hidden_sizes", "learning_rate") + (
+    Dimension("critic_hidden_dim", "choice", choices=(128, 256, 512)),
+    Dimension("actor_hidden_dim", "choice", choices=(64, 128)),
+)

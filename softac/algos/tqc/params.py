@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from softac.algos.params import AlgorithmParams
+from softac.algos.search_space import SHARED_SEARCH_SPACE, Dimension
 from softac.fields import check, check_non_negative_int, check_positive_int, doc_field
 
 
@@ -29,3 +30,10 @@ class TQCParams(AlgorithmParams):
         check(self.top_quantiles_to_drop < self.n_quantiles,
               f"top_quantiles_to_drop ({self.top_quantiles_to_drop}) must be smaller than n_quantiles "
               f"({self.n_quantiles}).")
+
+# The shared space and the quantile fields (sb3-contrib's TQC space in the RL Zoo adds top_quantiles_to_drop_per_net).
+SEARCH_SPACE = SHARED_SEARCH_SPACE + (
+    Dimension("n_quantiles", "choice", choices=(10, 25, 50)),
+    Dimension("top_quantiles_to_drop", "int", 0, 5),
+    Dimension("n_critics", "choice", choices=(2, 5)),
+)
