@@ -180,7 +180,20 @@ def check_reachable(address: str) -> None:
     how = ("start one with `ray start --head` on its head node (and `ray start --address=HEAD:6379` on each "
            "worker), or leave out --ray-address to run on a local Ray instance")
     if address == "auto":
-        return  # Ray looks up a cluster started on this machine; ray.init says if there is none (see _start_ray)
+        # Ray looks up the cluster last started on this machine (RAY_ADDRESS, or the address file `ray start`
+        # writes); one that no longer answers would cost Ray's connection retries, minutes: checked here first.
+        # Without either, ray.init says at once that there is none (see start_ray).
+        found = os.environ.get("RAY_ADDRESS") or _address_file_entry()
+        if found:
+            host, _, port = found.removeprefix("ray://").rpartition(":")
+            try:
+                with socket.create_connection((host, int(port)), timeout=3):
+                    return
+            except (OSError, ValueError) as exc:
+                raise SoftacError(f"--ray-address auto found the cluster {found} (the last one started on this "
+                                  f"machine), and it does not answer ({getattr(exc, 'strerror', None) or exc}); "
+                                  f"{how}.") from None
+        return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise SoftacError(f"--ray-address must be auto or HOST:PORT, got {address!r}.")
@@ -189,6 +202,14 @@ def check_reachable(address: str) -> None:
             pass
     except OSError as exc:
         raise SoftacError(f"No Ray cluster answers at {address} ({exc.strerror or exc}); {how}.") from None
+
+
+def _address_file_entry() -> Optional[str]:
+    """The address in the file where `ray start` records the cluster it started on this machine, if any."""
+    try:
+        return (Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster").read_text().strip() or None
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------------------ inside a trial

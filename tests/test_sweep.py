@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -259,6 +260,8 @@ def test_cluster_with_token_authentication_and_no_token_is_one_sentence(tmp_path
     """A head started with RAY_AUTH_MODE=token, and softac without the token: one sentence that says so (not
     "start a cluster"), and none of the GCS client's retry lines before it."""
     port = free_port()
+    address_file = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # `ray start` records its cluster
+    before = address_file.read_bytes() if address_file.exists() else None
     head_env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "softac-test-token-0123456789abcdef"}
     head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
                              "--num-cpus=1", "--include-dashboard=false"],
@@ -279,12 +282,28 @@ def test_cluster_with_token_authentication_and_no_token_is_one_sentence(tmp_path
     finally:
         head.terminate()
         head.wait(timeout=60)
+        _restore(address_file, before)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "refused the authentication token" in lines[0] and "RAY_AUTH_MODE=token" in lines[0], \
         done.stderr
     assert not out.exists()
     assert joined.returncode == 0 and joined.stdout.split()[-1] == "1.0", joined.stdout + joined.stderr
+
+
+def _restore(path: Path, content) -> None:
+    if content is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(content)
+
+
+def test_auto_address_of_a_cluster_that_is_gone_is_one_sentence_at_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")  # as the address file of a stopped cluster
+    started = time.time()
+    code = main(["sweep", *TINY_FLAGS, "--out", str(tmp_path / "sweep"), "--ray-address", "auto"])
+    assert_clean_error(code, capsys.readouterr().err, "does not answer")
+    assert time.time() - started < 30 and not (tmp_path / "sweep").exists()
 
 
 def _port_open(port: int) -> bool:
