@@ -21,8 +21,12 @@ install: $(VENV)/.installed
 train: install
 	$(BIN)/softac train --preset pendulum
 
+# Two pytest-xdist workers, one per core of the 2-core development machine (TEST_WORKERS=auto for one per core
+# elsewhere, 0 for one process); --dist loadgroup keeps the Ray tests (xdist_group "ray") on one worker.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet

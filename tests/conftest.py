@@ -15,8 +15,16 @@ from softac import SACConfig
 
 # Many tests train tiny agents with identical shapes: a persistent compilation cache lets them share
 # XLA's compiled programs instead of compiling each again (compiling dominates such short runs).
-jax.config.update("jax_compilation_cache_dir",
-                  os.environ.get("SOFTAC_TEST_JAX_CACHE", os.path.join(tempfile.gettempdir(), "softac-test-jax-cache")))
+# The same settings go into the environment, so the CLIs the tests start as subprocesses and the Ray workers of
+# the sweep and tune tests (JAX reads its flags from JAX_* variables) share the cache too.
+JAX_CACHE_SETTINGS = {
+    "JAX_COMPILATION_CACHE_DIR": os.environ.get("SOFTAC_TEST_JAX_CACHE",
+                                                os.path.join(tempfile.gettempdir(), "softac-test-jax-cache")),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+}
+os.environ.update(JAX_CACHE_SETTINGS)
+jax.config.update("jax_compilation_cache_dir", JAX_CACHE_SETTINGS["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
@@ -104,3 +112,18 @@ class FiniteMDPEnv(gym.Env):
         self.state = int(self.np_random.choice(len(self.R), p=self.P[self.state, action]))
         self.t += 1
         return self._obs(), reward, False, self.t >= self.horizon, {}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`), the longest work first: the Ray tests (one xdist group, run by one worker)
+    and the slow-marked learning tests, so that no worker is left with a long test at the end while the other
+    idles. The order within each part is the collection order; a run in one process keeps that order."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+
+    def rank(item) -> int:
+        if item.get_closest_marker("xdist_group") is not None:
+            return 0
+        return 1 if item.get_closest_marker("slow") is not None else 2
+
+    items.sort(key=rank)  # stable

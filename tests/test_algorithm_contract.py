@@ -79,13 +79,27 @@ def final_state(run_dir):
     return agent, state, loop
 
 
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """algo -> the run directory of `contract_config`'s 300-step run of it, trained once per module on first use:
+    the determinism, resume and load tests compare against the same straight run instead of training it thrice."""
+    root, runs = tmp_path_factory.mktemp("contract"), {}
+
+    def run(algo: str) -> Path:
+        if algo not in runs:
+            runs[algo] = train(contract_config(root, algo, run_name=f"{algo}-straight"))[0]
+        return runs[algo]
+
+    return run
+
+
 def metric_rows(run_dir):
     return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in read_metrics(run_dir)]
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_same_seed_gives_the_same_metrics_and_state(tmp_path, algo):
-    first = train(contract_config(tmp_path, algo, run_name="a"))[0]
+def test_same_seed_gives_the_same_metrics_and_state(tmp_path, algo, straight_run):
+    first = straight_run(algo)
     second = train(contract_config(tmp_path, algo, run_name="b"))[0]
     assert metric_rows(first) == metric_rows(second)
     assert_trees_equal(final_state(first)[1], final_state(second)[1])
@@ -101,10 +115,10 @@ class StopAtStep(Callback):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_resume_from_a_checkpoint_equals_training_straight_through(tmp_path, algo):
+def test_resume_from_a_checkpoint_equals_training_straight_through(tmp_path, algo, straight_run):
     """Stopped at step 150 of a 300-step run (by a callback, so the config, and with it any schedule over the
     training's length, is the same), then resumed."""
-    straight = train(contract_config(tmp_path, algo, run_name="straight"))[0]
+    straight = straight_run(algo)
     stopped = train(contract_config(tmp_path, algo, run_name="stopped"), callbacks=[StopAtStep(150)])[0]
     assert final_state(stopped)[2]["step"] == 150
     resumed = resume([stopped])[0]
@@ -135,8 +149,8 @@ def test_update_returns_only_the_metrics_its_spec_declares(algo):
 
 
 @pytest.mark.parametrize("algo", ALGOS)
-def test_a_loaded_agent_acts_as_the_live_one(tmp_path, algo):
-    run_dir = train(contract_config(tmp_path, algo))[0]
+def test_a_loaded_agent_acts_as_the_live_one(algo, straight_run):
+    run_dir = straight_run(algo)
     agent, state, _ = final_state(run_dir)
     loaded = load_agent(run_dir)
     obs = np.random.default_rng(0).normal(size=(16, agent.obs_dim)).astype(np.float32)

@@ -30,13 +30,14 @@ def env_of(algo: str) -> str:
 
 @pytest.fixture(scope="module")
 def run_of(tmp_path_factory):
-    """algo -> the run directory of a tiny run of it (trained once per module, on first use)."""
+    """algo -> the run directory of a tiny run of it (trained once per module, on first use), with one gradient
+    step per env step whatever the algorithm's default: what export must reproduce does not depend on how many."""
     root, runs = tmp_path_factory.mktemp("export"), {}
 
     def run(algo: str) -> Path:
         if algo not in runs:
             cfg = tiny_config(root, algo=algo, env=env_of(algo), run_name=algo, total_steps=300, learning_starts=100,
-                              critic_hidden_sizes=(32, 32), eval_every=0)
+                              critic_hidden_sizes=(32, 32), gradient_steps=1, eval_every=0)
             runs[algo] = train(cfg)[0]
         return runs[algo]
 

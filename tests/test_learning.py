@@ -11,24 +11,28 @@ from softac.logger import read_metrics
 @pytest.mark.slow
 def test_pendulum_reaches_minus_250_within_8000_steps(tmp_path):
     # The `pendulum` preset: published SAC v2 hyperparameters with lr 1e-3 and 1000 warm-up steps,
-    # 8000 env steps, evaluation every 2000 steps with 10 deterministic episodes. Default seed 0.
-    cfg = preset("pendulum").replace(run_root=str(tmp_path), progress=False, tensorboard=False)
+    # 8000 env steps, evaluation every 2000 steps with 10 deterministic episodes. Default seed 0. Training stops
+    # at the first evaluation >= -250 (as the CartPole test does), so a pass takes fewer steps than a failure.
+    cfg = preset("pendulum").replace(run_root=str(tmp_path), progress=False, tensorboard=False,
+                                     stop_at_eval_return=-250.0)
     assert cfg.total_steps == 8000 and cfg.eval_episodes == 10 and cfg.seed == 0
     run_dir = train(cfg)[0]
     evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
-    assert evals[-1]["env_step"] == 8000
+    assert evals[-1]["env_step"] <= 8000
     assert evals[-1]["eval_return_mean"] >= -250, [(r["env_step"], r["eval_return_mean"]) for r in evals]
 
 
 @pytest.mark.slow
 def test_sac_v1_pendulum_reaches_minus_250_within_10000_steps(tmp_path):
     # The `v1-pendulum` preset: SAC v1 (value network, fixed temperature 1/reward_scale = 0.1) with
-    # lr 1e-3 for V, Q and pi and 1000 warm-up steps; 10,000 env steps; default seed 0.
-    cfg = preset("v1-pendulum").replace(run_root=str(tmp_path), progress=False, tensorboard=False)
+    # lr 1e-3 for V, Q and pi and 1000 warm-up steps; 10,000 env steps; default seed 0. Training stops at the
+    # first evaluation >= -250.
+    cfg = preset("v1-pendulum").replace(run_root=str(tmp_path), progress=False, tensorboard=False,
+                                        stop_at_eval_return=-250.0)
     assert cfg.algo == "sac-v1" and cfg.total_steps == 10_000 and cfg.eval_episodes == 10 and cfg.seed == 0
     run_dir = train(cfg)[0]
     evals = [r for r in read_metrics(run_dir) if r["eval_return_mean"] is not None]
-    assert evals[-1]["env_step"] == 10_000
+    assert evals[-1]["env_step"] <= 10_000
     assert evals[-1]["eval_return_mean"] >= -250, [(r["env_step"], r["eval_return_mean"]) for r in evals]
 
 

@@ -28,6 +28,9 @@ from softac.logger import read_metrics
 from softac.study import SweepSpec, sweep_trials
 from tests.test_cli import assert_clean_error
 
+# Most tests here start a Ray instance of 2 CPUs: under pytest-xdist they run one after another on one worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
 ray = pytest.importorskip("ray")
 
 TINY = dict(env="Pendulum-v1", learning_starts=100, hidden_sizes=(32, 32), batch_size=32, buffer_size=10_000,

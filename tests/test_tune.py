@@ -28,6 +28,9 @@ from softac.distributed import read_attempts
 from tests.test_cli import assert_clean_error
 from tests.test_sweep import TINY, TINY_FLAGS, final_evals, wait_for
 
+# Most tests here start a Ray instance of 2 CPUs: under pytest-xdist they run one after another on one worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
 optuna = pytest.importorskip("optuna")
 ray = pytest.importorskip("ray")
 
