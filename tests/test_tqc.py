@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -61,8 +62,9 @@ def f32(x):
 
 @pytest.mark.parametrize("drop", [0, D, M - 1])
 def test_truncated_target_atoms_match_a_loop_over_the_pooled_sorted_atoms(drop):
+    # The kept atoms come in pooled order (their order is immaterial to the loss): compared as sorted rows.
     x = example()
-    kept = losses.truncated_target_atoms(f32(x["next_atoms"]), drop)
+    kept = jnp.sort(losses.truncated_target_atoms(f32(x["next_atoms"]), drop), axis=-1)
     assert kept.shape == (B, N * (M - drop))
     target = losses.target_atoms(f32(x["reward"]), f32(x["terminated"]), kept, f32(x["next_log_prob"]),
                                  f32(x["alpha"]), x["gamma"])
@@ -73,7 +75,7 @@ def test_truncated_target_atoms_match_a_loop_over_the_pooled_sorted_atoms(drop):
 def test_target_atoms_take_a_discount_per_transition():
     x = example(1)
     gamma = np.array([0.9, 0.81, 0.729, 1.0])
-    kept = losses.truncated_target_atoms(f32(x["next_atoms"]), D)
+    kept = jnp.sort(losses.truncated_target_atoms(f32(x["next_atoms"]), D), axis=-1)
     target = losses.target_atoms(f32(x["reward"]), f32(x["terminated"]), kept, f32(x["next_log_prob"]),
                                  f32(x["alpha"]), f32(gamma))
     np.testing.assert_allclose(np.asarray(target, np.float64), reference_target_atoms(x, D, gamma),
@@ -98,6 +100,37 @@ def test_quantile_huber_loss_matches_a_loop_over_atoms():
     # Both branches of the Huber loss are exercised.
     deltas = np.abs(target[None, :, None, :] - x["atoms"][..., None])
     assert np.any(deltas <= 1.0) and np.any(deltas > 1.0)
+
+
+def test_truncation_keeps_ties_and_the_pooled_order():
+    # Tied atoms at the cut: exactly N d are dropped, whichever of the tied ones; the rest keep their pooled order.
+    next_atoms = np.array([[[3.0, 1.0, 5.0]], [[5.0, 2.0, 0.0]]])  # [N=2, B=1, M=3], pool 3 1 5 5 2 0
+    kept = np.asarray(losses.truncated_target_atoms(f32(next_atoms), 1))
+    np.testing.assert_array_equal(kept[0], [3.0, 1.0, 2.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(losses.truncated_target_atoms(f32(next_atoms), 0))[0],
+                                  [3.0, 1.0, 5.0, 5.0, 2.0, 0.0])
+
+
+def reference_quantile_huber_gradient(atoms: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """d/d theta^m_n(b) of the mean loss, by central differences of `reference_quantile_huber_loss` in float64."""
+    grad, eps = np.zeros_like(atoms), 1e-6
+    for index in np.ndindex(*atoms.shape):
+        up, down = atoms.copy(), atoms.copy()
+        up[index] += eps
+        down[index] -= eps
+        difference = reference_quantile_huber_loss(up, target) - reference_quantile_huber_loss(down, target)
+        grad[index] = difference / (2 * eps)
+    return grad
+
+
+def test_quantile_huber_gradient_matches_finite_differences_and_stops_at_the_target():
+    x = example(3)
+    target = reference_target_atoms(x, D, x["gamma"])
+    grad_atoms, grad_target = jax.grad(lambda a, y: losses.quantile_huber_loss(a, y)[0], argnums=(0, 1))(
+        f32(x["atoms"]), f32(target))
+    expected = reference_quantile_huber_gradient(x["atoms"], target)
+    np.testing.assert_allclose(np.asarray(grad_atoms, np.float64), expected, rtol=1e-4, atol=1e-7)
+    assert not np.any(np.asarray(grad_target))
 
 
 def test_quantile_midpoints():
