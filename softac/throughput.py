@@ -8,13 +8,15 @@ For each algorithm asked for (default: sac and sac-v1, side by side), prints
 (b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update)))
     on a fixed batch, one gradient step per call, as in training), timed right before and after each
     training measurement so that (a) is compared with (b) under the same load;
-(c) XLA's FLOP count of one update, the FP32 matrix-multiply rate of this machine measured on the
+(c) XLA's FLOP count of one update (averaged over the updates for agents whose actor steps once per
+    policy_delay critic steps), the FP32 matrix-multiply rate of this machine measured on the
     same matrix shapes as the update's dense layers (forward, input-gradient and weight-gradient
     products), the ceiling they imply (rate / FLOPs) and the fraction of it reached by (a) and (b).
 """
 
 from __future__ import annotations
 
+import copy
 import tempfile
 import time
 
@@ -35,6 +37,22 @@ def update_flops(agent, state, batches: Batch, fn) -> float:
     if isinstance(analysis, list):
         analysis = analysis[0]
     return float(analysis["flops"])
+
+
+def mean_update_flops(agent, state, batches: Batch, fn) -> float:
+    """XLA's FLOPs of one update, averaged over the updates as training runs them. XLA counts both branches of
+    a lax.cond, so for agents whose actor steps once per `policy_delay` critic steps (DroQ, REDQ, CrossQ) it
+    counts the actor step in every update: the mean is critic + actor / policy_delay, the critic part from
+    the same update with the actor step taken out."""
+    flops = update_flops(agent, state, batches, fn)
+    delay = getattr(agent, "policy_delay", 1)
+    if delay <= 1:
+        return flops
+    critic_only = copy.copy(agent)
+    critic_only.actor_step = lambda state, batch, key: state
+    critic_fn = jax.jit(jax.vmap(critic_only.update_many, in_axes=(0, 0, None)))
+    critic_flops = update_flops(critic_only, state, batches, critic_fn)
+    return critic_flops + (flops - critic_flops) / delay
 
 
 def dense_shapes(agent) -> list[tuple[int, int, int]]:
@@ -86,7 +104,7 @@ class UpdateTimer:
         B = agent.cfg.batch_size
         self.batch = Batch(*(jnp.asarray(rng.standard_normal((1, 1, B) + tail), jnp.float32)
                              for tail in [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]))
-        self.flops = update_flops(agent, self.state, self.batch, self.update)  # FLOPs of one update
+        self.flops = mean_update_flops(agent, self.state, self.batch, self.update)  # FLOPs of one update
         self.calls = 0
         self._run(1)
 

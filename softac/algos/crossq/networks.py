@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from softac.layers import batch_renormalise
 from softac.networks import LOG_STD_MAX, LOG_STD_MIN, dense
 
 # The authors' (and Ioffe's) bounds of the renormalisation correction: r in [1/3, 3], d in [-5, 5].
@@ -31,7 +32,8 @@ class BatchRenorm(nn.Module):
                                                d = clip(sg((mu_B - mu) / sigma), -D_MAX, D_MAX)
     during the first `warmup_steps` training passes r = 1, d = 0 (plain batch normalisation); then
     mu <- m mu + (1 - m) mu_B, var <- m var + (1 - m) var_B. Eval mode: xhat = (x - mu) / sigma.
-    Output gamma * xhat + beta. sg is stop-gradient: r and d are constants of the backward pass.
+    Output gamma * xhat + beta. sg is stop-gradient: r and d are constants of the backward pass. Train mode is
+    `softac.layers.batch_renormalise` (its reductions as matrix products: 1.7x faster here, docs/speed.md).
     """
 
     train: bool
@@ -52,21 +54,14 @@ class BatchRenorm(nn.Module):
             xhat = (x - mean.value) / jnp.sqrt(var.value + self.epsilon)
             return xhat * scale + bias
 
-        axes = tuple(range(x.ndim - 1))
-        batch_mean = jnp.mean(x, axis=axes)
-        batch_var = jnp.var(x, axis=axes)
-        batch_std = jnp.sqrt(batch_var + self.epsilon)
-        xhat = (x - batch_mean) / batch_std
+        warmed_up = jnp.logical_and(steps.value >= self.warmup_steps, not self.is_initializing())
+        y, batch_mean, batch_var = batch_renormalise(x, scale, bias, mean.value, var.value, warmed_up,
+                                                     self.epsilon, R_MAX, D_MAX)
         if not self.is_initializing():
-            running_std = jnp.sqrt(var.value + self.epsilon)
-            r = jnp.clip(jax.lax.stop_gradient(batch_std / running_std), 1.0 / R_MAX, R_MAX)
-            d = jnp.clip(jax.lax.stop_gradient((batch_mean - mean.value) / running_std), -D_MAX, D_MAX)
-            warmed_up = steps.value >= self.warmup_steps
-            xhat = jnp.where(warmed_up, xhat * r + d, xhat)
             mean.value = self.momentum * mean.value + (1.0 - self.momentum) * jax.lax.stop_gradient(batch_mean)
             var.value = self.momentum * var.value + (1.0 - self.momentum) * jax.lax.stop_gradient(batch_var)
             steps.value = steps.value + 1
-        return xhat * scale + bias
+        return y
 
 
 class NormalisedMLP(nn.Module):

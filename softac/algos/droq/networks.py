@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from softac.layers import Dropout, LayerNorm
 from softac.networks import dense
 
 
@@ -17,7 +18,8 @@ class DropoutCritic(nn.Module):
 
     Dropout is always on (DroQ trains with it and never evaluates the critics otherwise): every application
     needs a 'dropout' PRNG key (`rngs={"dropout": key}`); a rate of 0 is no dropout, and `layer_norm` False
-    leaves the LayerNorm out.
+    leaves the LayerNorm out. Both layers are `softac.layers`' (flax's maths and parameter names, 2.3x faster
+    in this update on a CPU: docs/speed.md).
     """
 
     hidden_sizes: Sequence[int]
@@ -30,8 +32,8 @@ class DropoutCritic(nn.Module):
         x = jnp.concatenate([obs, action], axis=-1)
         for width in self.hidden_sizes:
             x = dense(width, x.shape[-1], self.initialization)(x)
-            x = nn.Dropout(rate=self.dropout_rate, deterministic=False)(x)
+            x = Dropout(rate=self.dropout_rate)(x)
             if self.layer_norm:
-                x = nn.LayerNorm()(x)
+                x = LayerNorm()(x)
             x = nn.relu(x)
         return dense(1, x.shape[-1], self.initialization)(x)[..., 0]

@@ -1,0 +1,150 @@
+"""softac.layers: LayerNorm and batch renormalisation against their plain formulas differentiated by JAX
+(float64), LayerNorm against flax's (float32, the same parameters); dropout masks against the Bernoulli
+statistics they must have."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from softac.algos.droq.networks import DropoutCritic
+from softac.layers import LayerNorm, batch_renormalise, dropout, dropout_keep_mask, layer_norm
+from tests.test_distributions import enable_x64
+
+
+def plain_layer_norm(x, scale, bias, epsilon=1e-6):
+    """(x - mean) / sqrt(var + eps) * scale + bias with jnp's own reductions (two-pass variance)."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean((x - mean) ** 2, axis=-1, keepdims=True)
+    return (x - mean) / jnp.sqrt(var + epsilon) * scale + bias
+
+
+def test_layer_norm_value_and_gradients_match_the_formula_in_float64():
+    with enable_x64():
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.normal(1.0, 3.0, (3, 5, 16)))
+        scale = jnp.asarray(rng.normal(1.0, 0.3, 16))
+        bias = jnp.asarray(rng.normal(0.0, 0.3, 16))
+        weights = jnp.asarray(rng.normal(size=(3, 5, 16)))
+
+        def loss(fn):
+            return lambda x, s, b: jnp.sum(weights * jnp.sin(fn(x, s, b)))
+
+        np.testing.assert_allclose(layer_norm(x, scale, bias), plain_layer_norm(x, scale, bias), rtol=1e-10, atol=1e-10)
+        ours = jax.grad(loss(layer_norm), argnums=(0, 1, 2))(x, scale, bias)
+        reference = jax.grad(loss(plain_layer_norm), argnums=(0, 1, 2))(x, scale, bias)
+        for got, want in zip(ours, reference):
+            assert got.dtype == jnp.float64
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+        # vmapped over an ensemble axis of parameters, as the critics use it
+        scales = jnp.stack([scale, 2.0 * scale])
+        vmapped = jax.vmap(jax.grad(loss(layer_norm), argnums=1), in_axes=(None, 0, None))(x, scales, bias)
+        np.testing.assert_allclose(vmapped[1], jax.grad(loss(plain_layer_norm), argnums=1)(x, 2.0 * scale, bias),
+                                   rtol=1e-9, atol=1e-10)
+
+
+def test_layer_norm_module_matches_flax_with_the_same_parameters():
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 64, 32)) * 3.0 + 1.0
+    params = nn.LayerNorm().init(jax.random.PRNGKey(0), x)
+    assert jax.tree_util.tree_structure(LayerNorm().init(jax.random.PRNGKey(0), x)) == jax.tree_util.tree_structure(params)
+    params = jax.tree_util.tree_map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), params)
+
+    def loss(module):
+        return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)) ** 2)
+
+    np.testing.assert_allclose(LayerNorm().apply(params, x), nn.LayerNorm().apply(params, x), atol=2e-6)
+    ours = jax.grad(loss(LayerNorm()), argnums=(0, 1))(params, x)
+    theirs = jax.grad(loss(nn.LayerNorm()), argnums=(0, 1))(params, x)
+    for got, want in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=5e-5)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.3])
+def test_dropout_masks_are_bernoulli_with_the_rate_and_independent(rate):
+    n = 1_000_000
+    mask = np.asarray(dropout_keep_mask(jax.random.PRNGKey(0), (1000, 1000), rate))
+    dropped = ~mask.ravel()
+    sd = math.sqrt(n * rate * (1 - rate))
+    assert abs(dropped.sum() - n * rate) < 5 * sd
+    # neighbouring units, and the same unit under another key, are dropped together at rate^2
+    for pair in (dropped[:-1] & dropped[1:],
+                 dropped & ~np.asarray(dropout_keep_mask(jax.random.PRNGKey(1), (1000, 1000), rate)).ravel()):
+        m = pair.size
+        assert abs(pair.sum() - m * rate**2) < 5 * math.sqrt(m * rate**2 * (1 - rate**2))
+    # the same key gives the same mask; a key derived from it another
+    np.testing.assert_array_equal(mask, dropout_keep_mask(jax.random.PRNGKey(0), (1000, 1000), rate))
+    assert not np.array_equal(mask, dropout_keep_mask(jax.random.split(jax.random.PRNGKey(0))[0], (1000, 1000), rate))
+
+
+def test_dropout_scales_kept_units_and_zeroes_the_others():
+    x = jnp.arange(1.0, 4001.0).reshape(4, 1000)
+    key = jax.random.PRNGKey(3)
+    y = np.asarray(dropout(x, key, 0.2))
+    keep = np.asarray(dropout_keep_mask(key, x.shape, 0.2))
+    np.testing.assert_allclose(y[keep], np.asarray(x)[keep] / 0.8, rtol=1e-6)
+    assert (y[~keep] == 0).all() and 0 < (~keep).sum() < x.size
+    np.testing.assert_array_equal(dropout(x, key, 0.0), x)
+
+
+def test_dropout_critic_keeps_flax_parameter_names():
+    """DroQ checkpoints written with flax's LayerNorm and Dropout load into the critic built from softac.layers."""
+
+    class FlaxLayersCritic(nn.Module):
+        @nn.compact
+        def __call__(self, obs, action):
+            x = jnp.concatenate([obs, action], axis=-1)
+            for width in (8, 8):
+                x = nn.Dense(width)(x)
+                x = nn.Dropout(rate=0.01, deterministic=False)(x)
+                x = nn.relu(nn.LayerNorm()(x))
+            return nn.Dense(1)(x)[..., 0]
+
+    obs, action = jnp.zeros((3, 4)), jnp.zeros((3, 2))
+    rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+    ours = DropoutCritic((8, 8), dropout_rate=0.01).init(rngs, obs, action)
+    theirs = FlaxLayersCritic().init(rngs, obs, action)
+    shapes = lambda tree: jax.tree_util.tree_map(jnp.shape, tree)  # noqa: E731
+    assert shapes(ours) == shapes(theirs)
+
+
+def plain_batch_renormalise(x, scale, bias, running_mean, running_var, renormalise, eps=1e-3, r_max=3.0, d_max=5.0):
+    """Ioffe's train-mode formula with jnp's reductions and stop-gradient on r and d (CrossQ's code before)."""
+    axes = tuple(range(x.ndim - 1))
+    mean, var = jnp.mean(x, axis=axes), jnp.var(x, axis=axes)
+    std, running_std = jnp.sqrt(var + eps), jnp.sqrt(running_var + eps)
+    x_hat = (x - mean) / std
+    r = jnp.clip(jax.lax.stop_gradient(std / running_std), 1.0 / r_max, r_max)
+    d = jnp.clip(jax.lax.stop_gradient((mean - running_mean) / running_std), -d_max, d_max)
+    x_hat = jnp.where(renormalise, x_hat * r + d, x_hat)
+    return x_hat * scale + bias, mean, var
+
+
+@pytest.mark.parametrize("renormalise", [False, True])
+def test_batch_renormalise_value_and_gradients_match_the_formula_in_float64(renormalise):
+    with enable_x64():
+        rng = np.random.default_rng(1)
+        x = jnp.asarray(rng.normal(2.0, 3.0, (2, 7, 6)))  # two leading (batch) axes
+        scale, bias = jnp.asarray(rng.normal(1.0, 0.3, 6)), jnp.asarray(rng.normal(0.0, 0.3, 6))
+        # running statistics far enough from the batch's that r and d are clipped in some features
+        running_mean = jnp.asarray(rng.normal(2.0, 10.0, 6))
+        running_var = jnp.asarray(rng.uniform(0.2, 40.0, 6))
+        flag = jnp.asarray(renormalise)
+        weights = jnp.asarray(rng.normal(size=(2, 7, 6)))
+
+        def loss(fn):
+            def value(x, s, b):
+                y, mean, var = fn(x, s, b, running_mean, running_var, flag, 1e-3, 3.0, 5.0)
+                return jnp.sum(weights * jnp.sin(y)) + jnp.sum(mean ** 2) + jnp.sum(jnp.sqrt(var))
+            return value
+
+        reference = lambda x, s, b, m, v, f, *_: plain_batch_renormalise(x, s, b, m, v, f)  # noqa: E731
+        for got, want in zip(batch_renormalise(x, scale, bias, running_mean, running_var, flag, 1e-3, 3.0, 5.0),
+                             reference(x, scale, bias, running_mean, running_var, flag)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+        ours = jax.grad(loss(batch_renormalise), argnums=(0, 1, 2))(x, scale, bias)
+        wanted = jax.grad(loss(reference), argnums=(0, 1, 2))(x, scale, bias)
+        for got, want in zip(ours, wanted):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
