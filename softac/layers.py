@@ -1,6 +1,6 @@
-"""Layer normalisation, batch renormalisation and dropout, with the same maths as `flax.linen.LayerNorm`,
-Ioffe's Batch Renormalization and `flax.linen.Dropout` (and flax's parameter names), written for the speed of
-XLA on a CPU.
+"""Layer normalisation, batch renormalisation, L2 normalisation, a per-feature gain and dropout, with the same
+maths as `flax.linen.LayerNorm`, Ioffe's Batch Renormalization, x / max(||x||, eps), x * s and
+`flax.linen.Dropout` (and flax's parameter names), written for the speed of XLA on a CPU.
 
 Why not flax's own (measured in DroQ's update, HalfCheetah-v5 shapes, docs/speed.md "DroQ's layers"):
 - XLA's CPU backend runs reductions over an axis far slower than matrix products of the same size, and the
@@ -10,6 +10,8 @@ Why not flax's own (measured in DroQ's update, HalfCheetah-v5 shapes, docs/speed
 - Batch renormalisation's statistics and their gradients are reductions over the batch, as is the gradient of
   its scale and bias: `batch_renormalise` computes them as products with a ones array (a custom VJP, the
   usual batch-normalisation gradient with the renormalisation's r and d held constant, as Ioffe prescribes).
+- `l2_normalize` (norms over the last axis) and `feature_gain` (whose gradient sums over the batch) are
+  SimbaV2's hyperspherical operations, with their reductions as matrix products in the same way.
 - Dropout's Bernoulli masks from JAX's threefry generator cost ~6 ns per unit here, more than the dense
   layer they follow. `dropout_keep_mask` draws 64 bits from threefry and derives every unit's bit from a
   counter-based hash of its index keyed by them (MurmurHash3's 32-bit finaliser, applied twice), ~0.2 ns per
@@ -137,6 +139,47 @@ def batch_renormalise(x: jax.Array, scale: jax.Array, bias: jax.Array, running_m
     where `renormalise` is true, r = 1 and d = 0 (batch normalisation) where false; sg is stop-gradient.
     Returns (y, mu_B, var_B) (var_B biased, two-pass, as jnp.var); every reduction is a matrix product."""
     return _batch_renormalise(x, scale, bias, running_mean, running_var, renormalise, epsilon, r_max, d_max)
+
+
+def _sum_last(x: jax.Array) -> jax.Array:
+    """sum over the last axis, keepdims, as a product with a ones vector: [..., 1]."""
+    return x @ jnp.ones((x.shape[-1], 1), x.dtype)
+
+
+def _l2_normalize_forward(x, epsilon):
+    norm = jnp.sqrt(_sum_last(x * x))
+    denominator = jnp.maximum(norm, epsilon)
+    y = x / denominator
+    return y, (y, denominator, norm > epsilon)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _l2_normalize(x: jax.Array, epsilon: float) -> jax.Array:
+    return _l2_normalize_forward(x, epsilon)[0]
+
+
+def _l2_normalize_backward(epsilon, residuals, g):
+    """For y = x / max(||x||, eps): dL/dx = (g - y (g . y)) / ||x|| where ||x|| > eps, g / eps elsewhere."""
+    y, denominator, above_floor = residuals
+    return ((g - jnp.where(above_floor, y * _sum_last(g * y), 0.0)) / denominator,)
+
+
+_l2_normalize.defvjp(_l2_normalize_forward, _l2_normalize_backward)
+
+
+def l2_normalize(x: jax.Array, epsilon: float) -> jax.Array:
+    """x / max(||x||_2, epsilon), the norm over the last axis: the projection onto the unit hypersphere."""
+    return _l2_normalize(x, epsilon)
+
+
+@jax.custom_vjp
+def feature_gain(gain: jax.Array, x: jax.Array) -> jax.Array:
+    """gain * x, gain [W] over the last axis of x [..., W]; d/dgain = sum over the leading axes of g x."""
+    return gain * x
+
+
+feature_gain.defvjp(lambda gain, x: (gain * x, (gain, x)),
+                    lambda residuals, g: (_sum_leading(g * residuals[1]), g * residuals[0]))
 
 
 def _murmur3_finalizer(h: jax.Array) -> jax.Array:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from softac.algos.droq.networks import DropoutCritic
-from softac.layers import LayerNorm, batch_renormalise, dropout, dropout_keep_mask, layer_norm
+from softac.layers import LayerNorm, batch_renormalise, dropout, dropout_keep_mask, feature_gain, l2_normalize, layer_norm
 from tests.test_distributions import enable_x64
 
 
@@ -148,3 +148,24 @@ def test_batch_renormalise_value_and_gradients_match_the_formula_in_float64(reno
         wanted = jax.grad(loss(reference), argnums=(0, 1, 2))(x, scale, bias)
         for got, want in zip(ours, wanted):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_l2_normalize_and_feature_gain_match_their_formulas_in_float64():
+    with enable_x64():
+        rng = np.random.default_rng(2)
+        x = jnp.asarray(rng.normal(size=(3, 4, 9)))
+        x = x.at[0, 0].set(1e-12)  # a row under the norm's floor: divided by the floor, not its norm
+        gain = jnp.asarray(rng.normal(1.0, 0.3, 9))
+        weights = jnp.asarray(rng.normal(size=(3, 4, 9)))
+
+        def plain(gain, x):
+            z = gain * x
+            return z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-8)
+
+        def ours(gain, x):
+            return l2_normalize(feature_gain(gain, x), 1e-8)
+
+        np.testing.assert_allclose(ours(gain, x), plain(gain, x), rtol=1e-12, atol=1e-12)
+        loss = lambda fn: lambda g, x: jnp.sum(weights * jnp.sin(fn(g, x)))  # noqa: E731
+        for got, want in zip(jax.grad(loss(ours), argnums=(0, 1))(gain, x), jax.grad(loss(plain), argnums=(0, 1))(gain, x)):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)

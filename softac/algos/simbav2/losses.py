@@ -45,8 +45,15 @@ def categorical_projection(next_probs: jax.Array, reward: jax.Array, terminated:
     bootstrap = (discount * (1.0 - terminated))[:, None]
     shifted = reward[:, None] + bootstrap * (atoms[None, :] - next_alpha_log_prob[:, None])  # Tz_j [B, K]
     position = (jnp.clip(shifted, v_min, v_max) - v_min) / ((v_max - v_min) / (num_bins - 1))  # b_j [B, K]
-    closeness = jnp.maximum(0.0, 1.0 - jnp.abs(position[:, :, None] - jnp.arange(num_bins, dtype=jnp.float32)))
-    return jnp.einsum("bj,bjk->bk", next_probs, closeness)
+    # atom j's mass goes to floor(b_j) with weight 1 - frac and to floor(b_j) + 1 with weight frac, which is
+    # max(0, 1 - |b_j - k|) for every k (a scatter-add of 2 K entries per row instead of a [B, K, K] product)
+    lower = jnp.clip(jnp.floor(position), 0, num_bins - 1)
+    upper_weight = position - lower
+    lower_index = lower.astype(jnp.int32)
+    upper_index = jnp.minimum(lower_index + 1, num_bins - 1)  # weight 0 where b_j = K - 1
+    rows = jnp.arange(reward.shape[0])[:, None]
+    target = jnp.zeros_like(next_probs).at[rows, lower_index].add(next_probs * (1.0 - upper_weight))
+    return target.at[rows, upper_index].add(next_probs * upper_weight)
 
 
 def categorical_critic_loss(logits: jax.Array, target_probs: jax.Array, atoms: jax.Array) -> tuple[jax.Array, dict]:

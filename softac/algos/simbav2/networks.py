@@ -21,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from softac import layers
+
 #: The floor of a norm in an L2 normalisation and the offset after the block's ReLU (the authors' 1e-8).
 L2_EPS = 1e-8
 #: Width of a block's inner layer, in multiples of the block width (the authors' 4).
@@ -32,7 +34,10 @@ OBS_EPS = 1e-8
 
 
 def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-    """x / max(||x||_2, L2_EPS) along `axis`: the projection onto the unit hypersphere."""
+    """x / max(||x||_2, L2_EPS) along `axis`: the projection onto the unit hypersphere. Along the last axis (the
+    networks' features) it is `softac.layers.l2_normalize`, its reductions as matrix products."""
+    if axis in (-1, x.ndim - 1):
+        return layers.l2_normalize(x, L2_EPS)
     return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), L2_EPS)
 
 
@@ -70,7 +75,7 @@ class Scaler(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         param = self.param("scaler", nn.initializers.constant(self.scale), (self.dim,), jnp.float32)
-        return param * (self.init / self.scale) * x
+        return layers.feature_gain(param * (self.init / self.scale), x)
 
 
 def scaler_gain(params: dict, init: float, scale: float):
