@@ -89,22 +89,25 @@ class LayerNorm(nn.Module):
 
 
 def _batch_moments(x: jax.Array):
-    """(mean, biased variance, x - mean, n) over every axis but the last, two-pass, as ones products."""
+    """(mean, biased variance, n) over every axis but the last, two-pass, as ones products."""
     n = math.prod(x.shape[:-1])
     mean = _sum_leading(x) / n
     centred = x - mean
-    return mean, _sum_leading(centred * centred) / n, centred, n
+    return mean, _sum_leading(centred * centred) / n, n
 
 
 def _batch_renormalise_forward(x, scale, bias, running_mean, running_var, renormalise, epsilon, r_max, d_max):
-    mean, var, centred, n = _batch_moments(x)
+    mean, var, _ = _batch_moments(x)
     inv_std = jax.lax.rsqrt(var + epsilon)
     running_std = jnp.sqrt(running_var + epsilon)
     r = jnp.where(renormalise, jnp.clip((var + epsilon) * inv_std / running_std, 1.0 / r_max, r_max), 1.0)
     d = jnp.where(renormalise, jnp.clip((mean - running_mean) / running_std, -d_max, d_max), 0.0)
-    x_hat = centred * inv_std
-    z = x_hat * r + d
-    return (z * scale + bias, mean, var), (x_hat, z, inv_std, r, scale, centred, n, running_mean, running_var)
+    # y = scale ((x - mu_B) inv_std r + d) + bias as one multiply-add per element: y = x a + c, [W] vectors a, c.
+    a = scale * r * inv_std
+    c = bias + scale * (d - mean * r * inv_std)
+    # The residuals are x and [W] vectors: the backward pass recomputes x_hat in its own element-wise loop
+    # rather than reading stored [..., W] arrays back from memory.
+    return (x * a + c, mean, var), (x, mean, inv_std, r, d, scale, running_mean)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
@@ -116,13 +119,18 @@ def _batch_renormalise(x, scale, bias, running_mean, running_var, renormalise, e
 def _batch_renormalise_backward(epsilon, r_max, d_max, residuals, cotangents):
     """With x_hat = (x - mu_B) / sigma_B, z = r x_hat + d, y = scale z + bias (r, d constants):
     dL/dx = r / sigma_B (g' - mean_B(g') - x_hat mean_B(g' x_hat)), g' = g * scale, plus the cotangents of the
-    returned mu_B (1/n each) and var_B (2 (x - mu_B) / n); dL/dscale = sum_B g z; dL/dbias = sum_B g."""
+    returned mu_B (1/n each) and var_B (2 (x - mu_B) / n); dL/dscale = sum_B g z = r sum_B g x_hat + d sum_B g;
+    dL/dbias = sum_B g. Two sums over the batch, sum_B g and sum_B g x_hat, give all of them."""
     g, g_mean, g_var = cotangents
-    x_hat, z, inv_std, r, scale, centred, n, running_mean, running_var = residuals
-    g_hat = g * scale * r
-    dx = (inv_std * (g_hat - _sum_leading(g_hat) / n - x_hat * (_sum_leading(g_hat * x_hat) / n))
-          + g_mean / n + g_var * 2.0 * centred / n)
-    return (dx, _sum_leading(g * z), _sum_leading(g), jnp.zeros_like(running_mean), jnp.zeros_like(running_var),
+    x, mean, inv_std, r, d, scale, running_mean = residuals
+    n = math.prod(x.shape[:-1])
+    centred = x - mean
+    x_hat = centred * inv_std
+    sum_g = _sum_leading(g)
+    sum_g_x_hat = _sum_leading(g * x_hat)
+    k = scale * r
+    dx = (k * inv_std * (g - sum_g / n - x_hat * (sum_g_x_hat / n)) + g_mean / n + g_var * 2.0 * centred / n)
+    return (dx, r * sum_g_x_hat + d * sum_g, sum_g, jnp.zeros_like(running_mean), jnp.zeros_like(running_mean),
             None)
 
 
