@@ -89,15 +89,15 @@ class LayerNorm(nn.Module):
 
 
 def _batch_moments(x: jax.Array):
-    """(mean, biased variance, n) over every axis but the last, two-pass, as ones products."""
+    """(mean, biased variance) over every axis but the last, two-pass, as ones products."""
     n = math.prod(x.shape[:-1])
     mean = _sum_leading(x) / n
     centred = x - mean
-    return mean, _sum_leading(centred * centred) / n, n
+    return mean, _sum_leading(centred * centred) / n
 
 
 def _batch_renormalise_forward(x, scale, bias, running_mean, running_var, renormalise, epsilon, r_max, d_max):
-    mean, var, _ = _batch_moments(x)
+    mean, var = _batch_moments(x)
     inv_std = jax.lax.rsqrt(var + epsilon)
     running_std = jnp.sqrt(running_var + epsilon)
     r = jnp.where(renormalise, jnp.clip((var + epsilon) * inv_std / running_std, 1.0 / r_max, r_max), 1.0)
@@ -107,7 +107,7 @@ def _batch_renormalise_forward(x, scale, bias, running_mean, running_var, renorm
     c = bias + scale * (d - mean * r * inv_std)
     # The residuals are x and [W] vectors: the backward pass recomputes x_hat in its own element-wise loop
     # rather than reading stored [..., W] arrays back from memory.
-    return (x * a + c, mean, var), (x, mean, inv_std, r, d, scale, running_mean)
+    return (x * a + c, mean, var), (x, mean, inv_std, r, d, scale)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
@@ -122,7 +122,7 @@ def _batch_renormalise_backward(epsilon, r_max, d_max, residuals, cotangents):
     returned mu_B (1/n each) and var_B (2 (x - mu_B) / n); dL/dscale = sum_B g z = r sum_B g x_hat + d sum_B g;
     dL/dbias = sum_B g. Two sums over the batch, sum_B g and sum_B g x_hat, give all of them."""
     g, g_mean, g_var = cotangents
-    x, mean, inv_std, r, d, scale, running_mean = residuals
+    x, mean, inv_std, r, d, scale = residuals
     n = math.prod(x.shape[:-1])
     centred = x - mean
     x_hat = centred * inv_std
@@ -130,8 +130,7 @@ def _batch_renormalise_backward(epsilon, r_max, d_max, residuals, cotangents):
     sum_g_x_hat = _sum_leading(g * x_hat)
     k = scale * r
     dx = (k * inv_std * (g - sum_g / n - x_hat * (sum_g_x_hat / n)) + g_mean / n + g_var * 2.0 * centred / n)
-    return (dx, r * sum_g_x_hat + d * sum_g, sum_g, jnp.zeros_like(running_mean), jnp.zeros_like(running_mean),
-            None)
+    return dx, r * sum_g_x_hat + d * sum_g, sum_g, jnp.zeros_like(mean), jnp.zeros_like(mean), None
 
 
 _batch_renormalise.defvjp(_batch_renormalise_forward, _batch_renormalise_backward)
