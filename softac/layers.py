@@ -36,9 +36,18 @@ def _mean_last(x: jax.Array) -> jax.Array:
 
 
 def _sum_leading(x: jax.Array) -> jax.Array:
-    """sum over every axis but the last, as a product with a ones array: [W]."""
+    """sum over every axis but the last, as a product with a ones array: [W].
+
+    The ones are computed from x (1 + 0 x[..., 0]) rather than made by `jnp.ones`, so that under `jax.vmap` (the
+    critic ensemble, the seed axis) they carry the same batch axis as x and the product is a batched one,
+    [N, B] . [N, B, W] -> [N, W]. A constant ones array is unbatched, and vmap's rule for a product with one
+    batched operand folds N into x's free axes, [B] . [B, N W]: XLA then writes every such x transposed to
+    [B, N, W] first, in a copy loop that re-runs the element-wise producers of x. Measured in the updates
+    (HalfCheetah-v5 shapes, interleaved in one process): crossq-256 85.9 -> 100.1 updates/s, droq 127.9 -> 139.3.
+    A non-finite x[..., 0] makes the whole sum NaN rather than its first column alone."""
     lead = list(range(x.ndim - 1))
-    return jnp.tensordot(jnp.ones(x.shape[:-1], x.dtype), x, axes=(lead, lead))
+    ones = 1.0 + 0.0 * x[..., 0]
+    return jnp.tensordot(ones, x, axes=(lead, lead))
 
 
 def _layer_norm_forward(x, scale, bias, epsilon):

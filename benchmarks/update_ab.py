@@ -1,0 +1,86 @@
+"""Update rates of several algorithm configurations, timed in interleaved rounds in one process.
+
+    python benchmarks/update_ab.py droq droq:dropout_rate=0.0 droq:layer_norm=False [--rounds 5] [--repeats 40]
+    python benchmarks/update_ab.py crossq:critic_hidden_sizes=256,256 crossq:critic_hidden_sizes=256,256:constant-ones
+
+Each argument is `algo[:field=value]...` (SACConfig.build fields or the algorithm's own, values parsed as in
+the CLI: ints, floats, booleans, comma lists) on HalfCheetah-v5 shapes (obs 17, action 6), 1 seed, the
+trainer's jitted update as `softac bench` times it (`softac.throughput.UpdateTimer`). The modifier
+`constant-ones` builds that variant with `softac.layers._sum_leading` as it was before 2026-12-03: the batch
+sums as a product with a constant (unbatched) ones array, which vmap folds into a transposed product.
+Variants are timed in turn, round after round, so load on a shared machine falls on all of them alike; the
+median over rounds is printed with XLA's FLOPs per update. A/B ratios from one run are the figures to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import jax.numpy as jnp
+
+import softac.layers as layers
+from softac.algos.registry import make_agent
+from softac.config import SACConfig
+from softac.throughput import UpdateTimer
+
+
+def constant_ones_sum_leading(x):
+    """The former `softac.layers._sum_leading`: sum over the leading axes with a constant ones array."""
+    lead = list(range(x.ndim - 1))
+    return jnp.tensordot(jnp.ones(x.shape[:-1], x.dtype), x, axes=(lead, lead))
+
+
+def parse_value(text: str):
+    if text in ("True", "true", "False", "false"):
+        return text.lower() == "true"
+    if "," in text:
+        return tuple(parse_value(part) for part in text.split(",") if part)
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_variant(spec: str):
+    algo, *parts = spec.split(":")
+    fields = dict(part.split("=", 1) for part in parts if "=" in part)
+    modifiers = {part for part in parts if "=" not in part}
+    unknown = modifiers - {"constant-ones"}
+    if unknown:
+        raise SystemExit(f"update_ab.py: unknown modifier {sorted(unknown)[0]!r} in {spec!r}.")
+    return algo, {k: parse_value(v) for k, v in fields.items()}, modifiers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("variants", nargs="+")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=40, help="updates per timing")
+    args = parser.parse_args()
+    timers = {}
+    real_sum_leading = layers._sum_leading
+    for spec in args.variants:
+        algo, fields, modifiers = parse_variant(spec)
+        layers._sum_leading = constant_ones_sum_leading if "constant-ones" in modifiers else real_sum_leading
+        try:
+            timer = UpdateTimer(make_agent(SACConfig.build(algo=algo, env="HalfCheetah-v5", **fields), 17, 6))
+            timer.updates_per_second(3)  # compile and trace under the patched layer
+        finally:
+            layers._sum_leading = real_sum_leading
+        timers[spec] = timer
+    rates = {spec: [] for spec in timers}
+    for _ in range(args.rounds):
+        for spec, timer in timers.items():
+            rates[spec].append(timer.updates_per_second(args.repeats))
+    width = max(map(len, timers))
+    print(f"{'variant':{width}s}  updates/s (median of {args.rounds})  ms/update  MFLOP/update")
+    for spec, timer in timers.items():
+        rate = statistics.median(rates[spec])
+        print(f"{spec:{width}s}  {rate:10.1f}                  {1e3 / rate:7.2f}  {timer.flops / 1e6:9.0f}")
+
+
+if __name__ == "__main__":
+    main()
