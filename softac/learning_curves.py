@@ -403,7 +403,7 @@ def _write_assets(suite: Suite, env_id: str, run_dirs: list[Path], assets: Path)
     for seed, run_dir in zip(suite.seeds, run_dirs):
         shutil.copyfile(run_dir / "metrics.csv", assets / safe / f"seed{seed}.csv")
     references = [(r.step, r.low, r.high) for r in suite.references.get(env_id, ()) if r.step <= suite.total_steps]
-    return plot_runs(run_dirs, assets / f"{safe}.png", title=f"{env_id} ({suite.name}, {len(run_dirs)} seeds)",
+    return plot_runs(run_dirs, assets / f"{safe}.png", title=f"{env_id} ({suite.name}, {len(run_dirs)} seed{'' if len(run_dirs) == 1 else 's'})",
                      references=references)
 
 
