@@ -169,3 +169,18 @@ def test_l2_normalize_and_feature_gain_match_their_formulas_in_float64():
         loss = lambda fn: lambda g, x: jnp.sum(weights * jnp.sin(fn(g, x)))  # noqa: E731
         for got, want in zip(jax.grad(loss(ours), argnums=(0, 1))(gain, x), jax.grad(loss(plain), argnums=(0, 1))(gain, x)):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_batch_sums_under_vmap_are_batched_products_equal_to_jnp_sum():
+    # softac.layers' batch sums (LayerNorm's scale and bias gradients, Batch Renormalization's statistics) under
+    # vmap over an ensemble axis: equal to jnp.sum over the batch, and computed as a dot_general with the
+    # ensemble axis as a batch dimension (a product with constant ones would fold it into x's free axes, which
+    # XLA transposes x for: docs/speed.md, "Batch sums under vmap").
+    from softac.layers import _sum_leading
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 5, 4))  # [ensemble, batch..., features]
+    np.testing.assert_allclose(jax.vmap(_sum_leading)(x), jnp.sum(x, axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    dots = [e for e in jax.make_jaxpr(jax.vmap(_sum_leading))(x).eqns if e.primitive.name == "dot_general"]
+    assert len(dots) == 1
+    (_, _), (lhs_batch, rhs_batch) = dots[0].params["dimension_numbers"]
+    assert len(lhs_batch) == 1 and len(rhs_batch) == 1
