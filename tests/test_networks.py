@@ -64,8 +64,10 @@ def test_an_unknown_init_is_refused(tmp_path):
         tiny_config(tmp_path, network_init="xavier")
 
 
-def test_the_default_init_is_pytorch_for_sac_and_flax_for_the_others(tmp_path):
+def test_the_default_init_is_pytorch_for_sac_and_tqc_and_flax_for_the_others(tmp_path):
+    # SAC and TQC start as SB3 and sb3-contrib do (docs/choosing.md, "Initialisation"); the others as SBX.
     for name in REGISTRY:
         cfg = tiny_config(tmp_path, algo=name).with_algorithm_defaults()
-        assert cfg.network_init == ("pytorch" if name == "sac" else "flax"), name
-    assert tiny_config(tmp_path, algo="sac", network_init="flax").with_algorithm_defaults().network_init == "flax"
+        assert cfg.network_init == ("pytorch" if name in ("sac", "tqc") else "flax"), name
+    for name in ("sac", "tqc"):
+        assert tiny_config(tmp_path, algo=name, network_init="flax").with_algorithm_defaults().network_init == "flax"
