@@ -110,7 +110,7 @@ class UpdateTimer:
 
     def _run(self, repeats: int) -> None:
         for _ in range(repeats):
-            self.state, _ = self.update(self.state, self.batch, jnp.int32(self.calls))
+            self.state, _ = self.update(self.state, self.batch, np.int32(self.calls))  # as training passes it
             self.calls += 1
         jax.block_until_ready(self.state)
 

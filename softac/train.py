@@ -241,7 +241,7 @@ class Trainer(ScheduledLoop):
         if updates:
             batches = self.buffer.sample([run.rng for run in self.runs], cfg.batch_size, updates)
             self.state, actions, self.action_keys, self.metrics = self._update_then_act(
-                self.state, batches, self.action_keys, obs, jnp.int32(self.updates_done))
+                self.state, batches, self.action_keys, obs, np.int32(self.updates_done))  # a numpy scalar: no dispatch
             self.updates_done += updates
         else:
             actions, self.action_keys = self._act(self.state, self.action_keys, obs)

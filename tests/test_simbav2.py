@@ -105,6 +105,23 @@ def test_the_target_distribution_is_the_critic_with_the_lowest_expected_value():
     np.testing.assert_allclose(got, probs[np.argmin(q, axis=0), np.arange(5)], atol=1e-6)
 
 
+def test_the_critic_loss_and_expected_value_match_a_direct_float64_computation():
+    rng = np.random.default_rng(2)
+    atoms = losses.support(101, -5.0, 5.0)
+    logits = jnp.asarray(3 * rng.normal(size=(2, 8, 101)), jnp.float32)
+    target = rng.random((8, 101))
+    target /= target.sum(-1, keepdims=True)
+    loss, info = losses.categorical_critic_loss(logits, jnp.asarray(target, jnp.float32), atoms)
+    z = np.asarray(logits, np.float64)
+    log_probs = z - z.max(-1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+    expected_loss = (-(target[None] * log_probs).sum(-1)).mean(-1).sum()  # sum over critics of E_B[-sum_k m log p]
+    np.testing.assert_allclose(float(loss), expected_loss, rtol=1e-5)
+    q = (np.exp(log_probs) * np.asarray(atoms, np.float64)).sum(-1)
+    np.testing.assert_allclose(np.asarray(losses.expected_value(logits, atoms)), q, atol=1e-5)
+    np.testing.assert_allclose(float(info["q_mean"]), q.mean(), atol=1e-5)
+
+
 # ------------------------------------------------------------------------------ weight projection
 def hyper_dense_kernels(params) -> dict:
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
