@@ -120,6 +120,12 @@ def test_the_critic_loss_and_expected_value_match_a_direct_float64_computation()
     q = (np.exp(log_probs) * np.asarray(atoms, np.float64)).sum(-1)
     np.testing.assert_allclose(np.asarray(losses.expected_value(logits, atoms)), q, atol=1e-5)
     np.testing.assert_allclose(float(info["q_mean"]), q.mean(), atol=1e-5)
+    # the gradients: d loss / d logits = (softmax - m) / B per critic; d Q / d logits = p (z - Q)
+    grad = jax.grad(lambda z: losses.categorical_critic_loss(z, jnp.asarray(target, jnp.float32), atoms)[0])(logits)
+    probs = np.exp(log_probs)
+    np.testing.assert_allclose(np.asarray(grad), (probs * target.sum(-1, keepdims=True) - target[None]) / 8, atol=1e-6)
+    q_grad = jax.grad(lambda z: jnp.sum(losses.expected_value(z, atoms)))(logits)
+    np.testing.assert_allclose(np.asarray(q_grad), probs * (np.asarray(atoms, np.float64) - q[..., None]), atol=1e-5)
 
 
 # ------------------------------------------------------------------------------ weight projection

@@ -16,10 +16,21 @@ def support(num_bins: int, v_min: float, v_max: float) -> jax.Array:
     return jnp.linspace(v_min, v_max, num_bins, dtype=jnp.float32)
 
 
+def _shifted_exponentials(logits: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(l - max l, e = exp(l - max l), S = sum_k e_k [..., 1]) over the last axis, the max held constant (as
+    `jax.nn.softmax` holds it; it cancels in softmax = e / S). The sum is a product with a ones vector, so
+    that neither it nor its gradient is a reduction: XLA's CPU backend runs a product-then-sum over an axis of
+    101 atoms, and the sums of softmax's own gradient, far slower than a matrix-vector product (docs/speed.md,
+    "Sums as products")."""
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    exponentials = jnp.exp(shifted)
+    return shifted, exponentials, exponentials @ jnp.ones((logits.shape[-1], 1), logits.dtype)
+
+
 def expected_value(logits: jax.Array, atoms: jax.Array) -> jax.Array:
-    """Q = sum_k softmax(logits)_k z_k: logits [..., K] -> [...]. The sum over the K atoms is a matrix-vector
-    product: XLA's CPU backend runs a product-then-sum over an axis of 101 far slower (docs/speed.md)."""
-    return jax.nn.softmax(logits, axis=-1) @ atoms
+    """Q = sum_k softmax(logits)_k z_k = (e . z) / (e . 1): logits [..., K] -> [...]."""
+    _, exponentials, total = _shifted_exponentials(logits)
+    return (exponentials @ atoms) / total[..., 0]
 
 
 def min_q_distribution(target_logits: jax.Array, atoms: jax.Array) -> jax.Array:
@@ -61,8 +72,11 @@ def categorical_critic_loss(logits: jax.Array, target_probs: jax.Array, atoms: j
     """J_Z = sum_i E_B[ -sum_k m_k log softmax(logits_i)_k ]: the cross-entropy of every critic's distribution
     against the projected target m (a constant). logits [N, B, K], target_probs [B, K]."""
     target_probs = jax.lax.stop_gradient(target_probs)
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    loss = -jnp.sum(jnp.mean(jnp.einsum("nbk,bk->nb", log_probs, target_probs), axis=-1))  # sum_k as a product
+    # -sum_k m_k log softmax(l)_k = log S sum_k m_k - sum_k m_k (l_k - max l), every sum over k a product
+    shifted, _, total = _shifted_exponentials(logits)
+    target_mass = target_probs @ jnp.ones((target_probs.shape[-1],), target_probs.dtype)  # [B], 1 up to rounding
+    cross_entropy = jnp.log(total[..., 0]) * target_mass - jnp.einsum("nbk,bk->nb", shifted, target_probs)
+    loss = jnp.sum(jnp.mean(cross_entropy, axis=-1))
     return loss, {"critic_loss": loss, "q_mean": jnp.mean(expected_value(logits, atoms))}
 
 

@@ -117,6 +117,10 @@ def actor_loss(atoms: jax.Array, log_prob: jax.Array, alpha: jax.Array) -> tuple
 
     atoms: [N, B, M] the critics at the sampled actions, log_prob: [B]. alpha is a constant here.
     """
-    q = jnp.mean(atoms, axis=(0, 2))
+    # the mean over the M atoms as a product with a ones vector made from the atoms (batched with them under
+    # vmap): XLA's CPU backend fused a plain mean into the last layer's product and ran it ~3% of the update
+    # slower (docs/speed.md, "Sums as products")
+    ones = 1.0 + 0.0 * atoms[0, 0, :]
+    q = jnp.mean(atoms @ (ones / atoms.shape[-1]), axis=0)
     loss = jnp.mean(jax.lax.stop_gradient(alpha) * log_prob - q)
     return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob)}
