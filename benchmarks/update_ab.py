@@ -8,6 +8,8 @@ the CLI: ints, floats, booleans, comma lists) on HalfCheetah-v5 shapes (obs 17, 
 trainer's jitted update as `softac bench` times it (`softac.throughput.UpdateTimer`). The modifier
 `constant-ones` builds that variant with `softac.layers._sum_leading` as it was before 2026-12-03: the batch
 sums as a product with a constant (unbatched) ones array, which vmap folds into a transposed product.
+The modifier `automatic-linear-gradient` builds it with the dense layers' product as it was before
+2026-12-04 (`softac.layers.linear` with JAX's automatic gradient, whose weight gradient XLA transposes late).
 Variants are timed in turn, round after round, so load on a shared machine falls on all of them alike; the
 median over rounds is printed with XLA's FLOPs per update. A/B ratios from one run are the figures to quote.
 """
@@ -31,6 +33,12 @@ def constant_ones_sum_leading(x):
     return jnp.tensordot(jnp.ones(x.shape[:-1], x.dtype), x, axes=(lead, lead))
 
 
+def automatic_linear(x, kernel):
+    """The dense layers' product before 2026-12-04: x @ W with JAX's automatic gradient, which computes dL/dW
+    transposed ([out, in]) and leaves XLA to transpose it in Adam's moment updates."""
+    return x @ kernel
+
+
 def parse_value(text: str):
     if text in ("True", "true", "False", "false"):
         return text.lower() == "true"
@@ -48,7 +56,7 @@ def parse_variant(spec: str):
     algo, *parts = spec.split(":")
     fields = dict(part.split("=", 1) for part in parts if "=" in part)
     modifiers = {part for part in parts if "=" not in part}
-    unknown = modifiers - {"constant-ones"}
+    unknown = modifiers - {"constant-ones", "automatic-linear-gradient"}
     if unknown:
         raise SystemExit(f"update_ab.py: unknown modifier {sorted(unknown)[0]!r} in {spec!r}.")
     return algo, {k: parse_value(v) for k, v in fields.items()}, modifiers
@@ -62,14 +70,18 @@ def main() -> None:
     args = parser.parse_args()
     timers = {}
     real_sum_leading = layers._sum_leading
+    real_linear = layers.linear
     for spec in args.variants:
         algo, fields, modifiers = parse_variant(spec)
         layers._sum_leading = constant_ones_sum_leading if "constant-ones" in modifiers else real_sum_leading
+        linear = automatic_linear if "automatic-linear-gradient" in modifiers else real_linear
+        layers.linear = linear
         try:
             timer = UpdateTimer(make_agent(SACConfig.build(algo=algo, env="HalfCheetah-v5", **fields), 17, 6))
             timer.updates_per_second(3)  # compile and trace under the patched layer
         finally:
             layers._sum_leading = real_sum_leading
+            layers.linear = real_linear
         timers[spec] = timer
     rates = {spec: [] for spec in timers}
     for _ in range(args.rounds):

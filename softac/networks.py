@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from softac.layers import Dense
+
 # Bounds of the actor's log standard deviation, as in the authors' implementation (softlearning
 # and the original sac code): a hard clip to [-20, 2]. The upper bound keeps the pre-squash
 # Gaussian from spreading far past the saturated region of tanh (std <= e^2 ~ 7.4); the lower
@@ -24,18 +26,18 @@ LOG_STD_MAX = 2.0
 INITIALIZATIONS = ("flax", "pytorch")
 
 
-def dense(width: int, fan_in: int, init: str = "flax") -> nn.Dense:
+def dense(width: int, fan_in: int, init: str = "flax") -> Dense:
     """A dense layer with `init`'s initialisation: 'flax' is flax's default (lecun-normal kernel, zero bias;
     SBX uses it too); 'pytorch' is torch.nn.Linear's, kernel and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     (what SB3 and CleanRL start from)."""
     if init == "flax":
-        return nn.Dense(width)
+        return Dense(width)
     bound = 1.0 / math.sqrt(fan_in)
 
     def uniform(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-    return nn.Dense(width, kernel_init=uniform, bias_init=uniform)
+    return Dense(width, kernel_init=uniform, bias_init=uniform)
 
 
 class MLP(nn.Module):

@@ -1,8 +1,9 @@
-"""softac.layers: LayerNorm and batch renormalisation against their plain formulas differentiated by JAX
-(float64), LayerNorm against flax's (float32, the same parameters); dropout masks against the Bernoulli
+"""softac.layers: LayerNorm, batch renormalisation and the dense layers' product against their plain formulas
+differentiated by JAX or written out (float64), LayerNorm and Dense against flax's (float32, the same parameters); dropout masks against the Bernoulli
 statistics they must have."""
 
 import math
+from functools import partial
 
 import flax.linen as nn
 import jax
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from softac.algos.droq.networks import DropoutCritic
-from softac.layers import LayerNorm, batch_renormalise, dropout, dropout_keep_mask, feature_gain, l2_normalize, layer_norm
+from softac.layers import (Dense, LayerNorm, batch_renormalise, dropout, dropout_keep_mask, feature_gain, l2_normalize,
+                           layer_norm, linear)
 from tests.test_distributions import enable_x64
 
 
@@ -184,3 +186,54 @@ def test_batch_sums_under_vmap_are_batched_products_equal_to_jnp_sum():
     assert len(dots) == 1
     (_, _), (lhs_batch, rhs_batch) = dots[0].params["dimension_numbers"]
     assert len(lhs_batch) == 1 and len(rhs_batch) == 1
+
+
+def test_linear_and_its_gradient_match_a_float64_matmul_also_under_vmap_with_a_shared_input():
+    # softac.layers.linear (the dense layers' product, a custom VJP computing dL/dW in W's layout) against jax's
+    # automatic gradient of x @ W in float64: one network, and an ensemble sharing its input (a critic's first
+    # layer: x unbatched, W batched; x narrower than the output, so the backward pass broadcasts x).
+    kx, kw, kg = jax.random.split(jax.random.PRNGKey(3), 3)
+    for in_dim, out_dim in [(5, 9), (9, 5), (6, 6)]:
+        x = jax.random.normal(kx, (2, 7, in_dim))
+        kernel = jax.random.normal(kw, (3, in_dim, out_dim))  # an ensemble of 3
+        weights = jax.random.normal(kg, (3, 2, 7, out_dim))
+
+        def loss(f, x, kernel):
+            return jnp.sum(weights * jax.vmap(f, in_axes=(None, 0))(x, kernel))
+
+        got = jax.grad(partial(loss, linear), argnums=(0, 1))(x, kernel)
+        x64, k64 = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+        w64 = np.asarray(weights, np.float64)
+        want_x = np.einsum("nbto,nio->bti", w64, k64)
+        want_k = np.einsum("bti,nbto->nio", x64, w64)
+        np.testing.assert_allclose(jax.vmap(linear, in_axes=(None, 0))(x, kernel),
+                                   np.einsum("bti,nio->nbto", x64, k64), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got[0], want_x, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(got[1], want_k, rtol=1e-5, atol=1e-4)
+
+
+def test_linear_weight_gradient_is_one_batched_product_in_the_kernels_layout():
+    # Under vmap over the ensemble with a shared, narrower input, dL/dW is one dot_general with the ensemble as a
+    # batch dimension, x first (its output [N, in, out] needs no transpose); the automatic gradient of x @ W has
+    # g first and transposes its result (docs/speed.md, "The weight gradient's layout").
+    x = jnp.ones((7, 4))
+    kernel = jnp.ones((3, 4, 8))
+    grad_w = jax.grad(lambda k: jnp.sum(jax.vmap(linear, in_axes=(None, 0))(x, k) ** 2))
+    dots = [e for e in jax.make_jaxpr(grad_w)(kernel).eqns if e.primitive.name == "dot_general"]
+    weight_dots = [e for e in dots if tuple(e.outvars[0].aval.shape) == (3, 4, 8)]
+    assert len(weight_dots) == 1
+    (_, _), (lhs_batch, rhs_batch) = weight_dots[0].params["dimension_numbers"]
+    assert len(lhs_batch) == 1 and len(rhs_batch) == 1
+    assert tuple(weight_dots[0].invars[0].aval.shape) == (3, 7, 4)  # x, broadcast over the ensemble
+
+
+def test_dense_matches_flax_dense_in_parameters_output_and_gradients():
+    x = jax.random.normal(jax.random.PRNGKey(4), (5, 3, 6))
+    ours, theirs = Dense(4), nn.Dense(4)
+    params = theirs.init(jax.random.PRNGKey(5), x)
+    ours_params = ours.init(jax.random.PRNGKey(5), x)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, ours_params, params)  # same names, same initialisation
+    np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-6, atol=1e-6)
+    g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x))))(params)
+    g_theirs = jax.grad(lambda p: jnp.sum(jnp.sin(theirs.apply(p, x))))(params)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), g_ours, g_theirs)

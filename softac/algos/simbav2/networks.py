@@ -62,7 +62,7 @@ class HyperDense(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", nn.initializers.orthogonal(scale=1.0, column_axis=0),
                             (x.shape[-1], self.features), jnp.float32)
-        return x @ kernel
+        return layers.linear(x, kernel)
 
 
 class Scaler(nn.Module):
