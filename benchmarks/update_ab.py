@@ -9,7 +9,9 @@ trainer's jitted update as `softac bench` times it (`softac.throughput.UpdateTim
 `constant-ones` builds that variant with `softac.layers._sum_leading` as it was before 2026-12-03: the batch
 sums as a product with a constant (unbatched) ones array, which vmap folds into a transposed product.
 The modifier `automatic-linear-gradient` builds it with the dense layers' product as it was before
-2026-12-04 (`softac.layers.linear` with JAX's automatic gradient, whose weight gradient XLA transposes late).
+2026-12-04 (`softac.layers.linear` with JAX's automatic gradient, whose weight gradient XLA transposes late), and
+`shared-inputs` with the critic ensembles as they were before that day (every member on the same, unbatched
+inputs rather than a copy each: `softac.networks.member_inputs`).
 Variants are timed in turn, round after round, so load on a shared machine falls on all of them alike; the
 median over rounds is printed with XLA's FLOPs per update. A/B ratios from one run are the figures to quote.
 """
@@ -19,9 +21,11 @@ from __future__ import annotations
 import argparse
 import statistics
 
+import flax.linen as nn
 import jax.numpy as jnp
 
 import softac.layers as layers
+import softac.networks as networks
 from softac.algos.registry import make_agent
 from softac.config import SACConfig
 from softac.throughput import UpdateTimer
@@ -37,6 +41,13 @@ def automatic_linear(x, kernel):
     """The dense layers' product before 2026-12-04: x @ W with JAX's automatic gradient, which computes dL/dW
     transposed ([out, in]) and leaves XLA to transpose it in Adam's moment updates."""
     return x @ kernel
+
+
+def shared_input_ensemble_of(module, size: int):
+    """The critic ensembles before 2026-12-04: every member applied to the same, unbatched inputs (in_axes=None),
+    which vmap folds into the first layer's product as [B, in] . [in, N out]."""
+    return nn.vmap(module, variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True, "dropout": True},
+                   in_axes=None, out_axes=0, axis_size=size)
 
 
 def parse_value(text: str):
@@ -56,7 +67,7 @@ def parse_variant(spec: str):
     algo, *parts = spec.split(":")
     fields = dict(part.split("=", 1) for part in parts if "=" in part)
     modifiers = {part for part in parts if "=" not in part}
-    unknown = modifiers - {"constant-ones", "automatic-linear-gradient"}
+    unknown = modifiers - {"constant-ones", "automatic-linear-gradient", "shared-inputs"}
     if unknown:
         raise SystemExit(f"update_ab.py: unknown modifier {sorted(unknown)[0]!r} in {spec!r}.")
     return algo, {k: parse_value(v) for k, v in fields.items()}, modifiers
@@ -71,17 +82,21 @@ def main() -> None:
     timers = {}
     real_sum_leading = layers._sum_leading
     real_linear = layers.linear
+    real_ensemble_of, real_member_inputs = networks.ensemble_of, networks.member_inputs
     for spec in args.variants:
         algo, fields, modifiers = parse_variant(spec)
         layers._sum_leading = constant_ones_sum_leading if "constant-ones" in modifiers else real_sum_leading
         linear = automatic_linear if "automatic-linear-gradient" in modifiers else real_linear
         layers.linear = linear
+        if "shared-inputs" in modifiers:
+            networks.ensemble_of, networks.member_inputs = shared_input_ensemble_of, lambda inputs, size: inputs
         try:
             timer = UpdateTimer(make_agent(SACConfig.build(algo=algo, env="HalfCheetah-v5", **fields), 17, 6))
             timer.updates_per_second(3)  # compile and trace under the patched layer
         finally:
             layers._sum_leading = real_sum_leading
             layers.linear = real_linear
+            networks.ensemble_of, networks.member_inputs = real_ensemble_of, real_member_inputs
         timers[spec] = timer
     rates = {spec: [] for spec in timers}
     for _ in range(args.rounds):

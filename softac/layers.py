@@ -60,13 +60,9 @@ def linear(x: jax.Array, kernel: jax.Array) -> jax.Array:
     CPU backend does not fold that transpose into the product: it fuses it into the consumers of the gradient,
     Adam's moment updates, which then read the gradient column by column (REDQ's moment updates of its
     [10, 256, 256] hidden kernel took 840 us each, twice the parameter update that reads three such arrays).
+    Under `jax.vmap` over an ensemble whose members each get their own copy of x (`softac.networks.CriticEnsemble`)
+    the weight gradient is one batched product, [N, B, in] . [N, B, out] -> [N, in, out].
 
-    When x is narrower than g (a critic's first layer, whose input [B, obs + action] the ensemble shares), the
-    product uses x + 0 g[..., :1] in place of x: equal to x, but under `jax.vmap` over the ensemble it carries
-    g's batch axis, so the product is a batched one, [N, B, in] . [N, B, out] -> [N, in, out]. With the shared
-    x, vmap folds N into g's free axes and XLA writes g transposed to [B, N, out] first, re-running g's
-    element-wise producers (DroQ's LayerNorm and dropout backward). Broadcasting the narrower operand is the
-    cheaper copy. A non-finite g[..., 0] makes that gradient NaN, the trade `_sum_leading` makes.
     Measured in the updates: docs/speed.md, "The weight gradient's layout"."""
     return x @ kernel
 
@@ -74,8 +70,6 @@ def linear(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def _linear_backward(residuals, g):
     x, kernel = residuals
     lead = list(range(x.ndim - 1))
-    if x.shape[-1] < g.shape[-1]:
-        x = x + 0.0 * g[..., :1]
     return g @ kernel.T, jnp.tensordot(x, g, axes=(lead, lead))
 
 

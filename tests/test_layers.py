@@ -213,18 +213,24 @@ def test_linear_and_its_gradient_match_a_float64_matmul_also_under_vmap_with_a_s
 
 
 def test_linear_weight_gradient_is_one_batched_product_in_the_kernels_layout():
-    # Under vmap over the ensemble with a shared, narrower input, dL/dW is one dot_general with the ensemble as a
-    # batch dimension, x first (its output [N, in, out] needs no transpose); the automatic gradient of x @ W has
-    # g first and transposes its result (docs/speed.md, "The weight gradient's layout").
-    x = jnp.ones((7, 4))
+    # Under vmap over an ensemble whose members get their own input (softac.networks.CriticEnsemble), dL/dW is one
+    # dot_general with the ensemble as a batch dimension and x as its first operand, so its output is [N, in, out]
+    # with nothing to transpose; the automatic gradient of x @ W has g first and transposes its result
+    # (docs/speed.md, "The weight gradient's layout").
+    x = jnp.ones((3, 7, 4))
     kernel = jnp.ones((3, 4, 8))
-    grad_w = jax.grad(lambda k: jnp.sum(jax.vmap(linear, in_axes=(None, 0))(x, k) ** 2))
-    dots = [e for e in jax.make_jaxpr(grad_w)(kernel).eqns if e.primitive.name == "dot_general"]
-    weight_dots = [e for e in dots if tuple(e.outvars[0].aval.shape) == (3, 4, 8)]
-    assert len(weight_dots) == 1
-    (_, _), (lhs_batch, rhs_batch) = weight_dots[0].params["dimension_numbers"]
-    assert len(lhs_batch) == 1 and len(rhs_batch) == 1
-    assert tuple(weight_dots[0].invars[0].aval.shape) == (3, 7, 4)  # x, broadcast over the ensemble
+    for f in (linear, lambda x, k: x @ k):
+        grad_w = jax.grad(lambda k: jnp.sum(jax.vmap(f)(x, k) ** 2))
+        eqns = jax.make_jaxpr(grad_w)(kernel).eqns
+        weight_dots = [e for e in eqns if e.primitive.name == "dot_general"
+                       and tuple(e.outvars[0].aval.shape) == (3, 4, 8)]
+        if f is linear:
+            assert len(weight_dots) == 1
+            (_, _), (lhs_batch, rhs_batch) = weight_dots[0].params["dimension_numbers"]
+            assert len(lhs_batch) == 1 and len(rhs_batch) == 1
+            assert weight_dots[0].invars[0].aval.shape == x.shape  # x first
+        else:
+            assert not weight_dots  # the automatic gradient computes [N, out, in] and transposes it
 
 
 def test_dense_matches_flax_dense_in_parameters_output_and_gradients():
