@@ -88,7 +88,8 @@ class Dense(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        return linear(x, kernel.astype(x.dtype)) + bias.astype(x.dtype)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)  # as flax's Dense: integer inputs become float
+        return linear(x, kernel) + bias
 
 
 def _layer_norm_forward(x, scale, bias, epsilon):

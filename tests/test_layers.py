@@ -243,3 +243,8 @@ def test_dense_matches_flax_dense_in_parameters_output_and_gradients():
     g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x))))(params)
     g_theirs = jax.grad(lambda p: jnp.sum(jnp.sin(theirs.apply(p, x))))(params)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), g_ours, g_theirs)
+    # integer inputs are promoted to float, as flax's Dense promotes them
+    x_int = jnp.arange(6).reshape(2, 3)
+    params_int = theirs.init(jax.random.PRNGKey(6), x_int)
+    assert ours.apply(params_int, x_int).dtype == jnp.float32
+    np.testing.assert_allclose(ours.apply(params_int, x_int), theirs.apply(params_int, x_int), rtol=1e-6)
