@@ -1,6 +1,6 @@
 """softac.layers: LayerNorm, batch renormalisation and the dense layers' product against their plain formulas
-differentiated by JAX or written out (float64), LayerNorm and Dense against flax's (float32, the same parameters); dropout masks against the Bernoulli
-statistics they must have."""
+differentiated by JAX or written out (float64), LayerNorm and Dense against flax's (float32, the same
+parameters); dropout masks against the Bernoulli statistics they must have."""
 
 import math
 from functools import partial
@@ -189,9 +189,9 @@ def test_batch_sums_under_vmap_are_batched_products_equal_to_jnp_sum():
 
 
 def test_linear_and_its_gradient_match_a_float64_matmul_also_under_vmap_with_a_shared_input():
-    # softac.layers.linear (the dense layers' product, a custom VJP computing dL/dW in W's layout) against jax's
-    # automatic gradient of x @ W in float64: one network, and an ensemble sharing its input (a critic's first
-    # layer: x unbatched, W batched; x narrower than the output, so the backward pass broadcasts x).
+    # softac.layers.linear (the dense layers' product, a custom VJP computing dL/dW in W's layout) against the
+    # value and gradients written out as float64 einsums, for an ensemble of 3 kernels sharing one input (x
+    # unbatched, W batched under vmap), with x narrower than, wider than and as wide as the output.
     kx, kw, kg = jax.random.split(jax.random.PRNGKey(3), 3)
     for in_dim, out_dim in [(5, 9), (9, 5), (6, 6)]:
         x = jax.random.normal(kx, (2, 7, in_dim))
