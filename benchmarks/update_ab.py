@@ -86,8 +86,7 @@ def main() -> None:
     for spec in args.variants:
         algo, fields, modifiers = parse_variant(spec)
         layers._sum_leading = constant_ones_sum_leading if "constant-ones" in modifiers else real_sum_leading
-        linear = automatic_linear if "automatic-linear-gradient" in modifiers else real_linear
-        layers.linear = linear
+        layers.linear = automatic_linear if "automatic-linear-gradient" in modifiers else real_linear
         if "shared-inputs" in modifiers:
             networks.ensemble_of, networks.member_inputs = shared_input_ensemble_of, lambda inputs, size: inputs
         try:
