@@ -11,7 +11,9 @@ sums as a product with a constant (unbatched) ones array, which vmap folds into 
 The modifier `automatic-linear-gradient` builds it with the dense layers' product as it was before
 2026-12-04 (`softac.layers.linear` with JAX's automatic gradient, whose weight gradient XLA transposes late), and
 `shared-inputs` with the critic ensembles as they were before that day (every member on the same, unbatched
-inputs rather than a copy each: `softac.networks.member_inputs`).
+inputs rather than a copy each: `softac.networks.member_inputs`). The modifier `one-update-per-call` times the
+update one gradient step per call, as `UpdateTimer` did before 2026-12-04 evening, rather than as training
+calls it (the gradient steps of one env step per call: 20 for DroQ and REDQ, 2 for SimbaV2).
 Variants are timed in turn, round after round, so load on a shared machine falls on all of them alike; the
 median over rounds is printed with XLA's FLOPs per update. A/B ratios from one run are the figures to quote.
 """
@@ -67,7 +69,7 @@ def parse_variant(spec: str):
     algo, *parts = spec.split(":")
     fields = dict(part.split("=", 1) for part in parts if "=" in part)
     modifiers = {part for part in parts if "=" not in part}
-    unknown = modifiers - {"constant-ones", "automatic-linear-gradient", "shared-inputs"}
+    unknown = modifiers - {"constant-ones", "automatic-linear-gradient", "shared-inputs", "one-update-per-call"}
     if unknown:
         raise SystemExit(f"update_ab.py: unknown modifier {sorted(unknown)[0]!r} in {spec!r}.")
     return algo, {k: parse_value(v) for k, v in fields.items()}, modifiers
@@ -90,7 +92,8 @@ def main() -> None:
         if "shared-inputs" in modifiers:
             networks.ensemble_of, networks.member_inputs = shared_input_ensemble_of, lambda inputs, size: inputs
         try:
-            timer = UpdateTimer(make_agent(SACConfig.build(algo=algo, env="HalfCheetah-v5", **fields), 17, 6))
+            timer = UpdateTimer(make_agent(SACConfig.build(algo=algo, env="HalfCheetah-v5", **fields), 17, 6),
+                                updates_per_call=1 if "one-update-per-call" in modifiers else None)
             timer.updates_per_second(3)  # compile and trace under the patched layer
         finally:
             layers._sum_leading = real_sum_leading

@@ -5,9 +5,9 @@ For each algorithm asked for (default: sac and sac-v1, side by side), prints
     metrics.csv, which excludes evaluation and checkpoint time), published hyperparameters (the algorithm's
     gradient steps per env step: its fractions below count updates, env steps/s x gradient steps), once for
     each number of environments per seed asked for (`--num-envs 1,4,16`), with its fraction of (b);
-(b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update)))
-    on a fixed batch, one gradient step per call, as in training), timed right before and after each
-    training measurement so that (a) is compared with (b) under the same load;
+(b) updates per second of the jitted update alone (the trainer's own jit(vmap(scan(update))) on fixed
+    batches, called as training calls it: the gradient steps of one env step per call), timed right before
+    and after each training measurement so that (a) is compared with (b) under the same load;
 (c) XLA's FLOP count of one update (averaged over the updates for agents whose actor steps once per
     policy_delay critic steps), the FP32 matrix-multiply rate of this machine measured on the
     same matrix shapes as the update's dense layers (forward, input-gradient and weight-gradient
@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -93,31 +94,37 @@ def matmul_rate(shapes: list[tuple[int, int, int]], repeats: int = 200) -> float
 
 
 class UpdateTimer:
-    """The trainer's jitted update alone (jit(vmap(scan(update))), one gradient step per call, as in training),
-    compiled once and timed as often as asked: timing it right before and after each training measurement
-    compares the two under the same load on a shared machine."""
+    """The trainer's jitted update alone, called as training calls it: jit(vmap(scan(update))) over the
+    `gradient_steps` updates of one env step per call (20 for DroQ and REDQ, 2 for SimbaV2, 1 for SAC),
+    compiled once and timed as often as asked, in updates per second. Timing it right before and after each
+    training measurement compares the two under the same load on a shared machine. `updates_per_call`
+    overrides the number of updates per call (1: every update a dispatch of its own)."""
 
-    def __init__(self, agent):
+    def __init__(self, agent, updates_per_call: Optional[int] = None):
         self.update = jax.jit(jax.vmap(agent.update_many, in_axes=(0, 0, None)), donate_argnums=0)
         self.state = jax.vmap(agent.init)(jnp.stack([jax.random.PRNGKey(0)]))
+        self.updates_per_call = int(updates_per_call or agent.cfg.gradient_steps)
         rng = np.random.default_rng(0)
-        B = agent.cfg.batch_size
-        self.batch = Batch(*(jnp.asarray(rng.standard_normal((1, 1, B) + tail), jnp.float32)
-                             for tail in [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]))
+        B, G = agent.cfg.batch_size, self.updates_per_call
+        tails = [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]
+        self.batches = Batch(*(jnp.asarray(rng.standard_normal((1, G, B) + tail), jnp.float32) for tail in tails))
+        self.batch = Batch(*(None if b is None else b[:, :1] for b in self.batches))  # one update's batch: XLA counts a scan's body once
         self.flops = mean_update_flops(agent, self.state, self.batch, self.update)  # FLOPs of one update
-        self.calls = 0
+        self.updates_done = 0
         self._run(1)
 
-    def _run(self, repeats: int) -> None:
-        for _ in range(repeats):
-            self.state, _ = self.update(self.state, self.batch, np.int32(self.calls))  # as training passes it
-            self.calls += 1
+    def _run(self, calls: int) -> None:
+        for _ in range(calls):
+            self.state, _ = self.update(self.state, self.batches, np.int32(self.updates_done))  # as training passes it
+            self.updates_done += self.updates_per_call
         jax.block_until_ready(self.state)
 
-    def updates_per_second(self, repeats: int) -> float:
+    def updates_per_second(self, updates: int) -> float:
+        """Updates per second over at least `updates` updates (whole calls of `updates_per_call` each)."""
+        calls = max(1, -(-updates // self.updates_per_call))
         start = time.perf_counter()
-        self._run(repeats)
-        return repeats / (time.perf_counter() - start)
+        self._run(calls)
+        return calls * self.updates_per_call / (time.perf_counter() - start)
 
 
 def updates_per_second(agent, repeats: int) -> tuple[float, float]:

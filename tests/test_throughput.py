@@ -27,3 +27,18 @@ def test_mean_update_flops_is_xlas_count_without_a_policy_delay(tmp_path):
     timer = UpdateTimer(agent)
     assert timer.flops == update_flops(agent, timer.state, timer.batch, timer.update)
     assert mean_update_flops(agent, timer.state, timer.batch, timer.update) == timer.flops
+
+
+def test_the_update_timer_calls_the_update_as_training_does(tmp_path):
+    """One call runs the gradient steps of one env step (DroQ: `gradient_steps` of them), the update index
+    advances by that many, and the rate counts updates, not calls."""
+    agent = make_agent(tiny_config(tmp_path, algo="droq", gradient_steps=3, algo_params={"policy_delay": 3}), 3, 1)
+    timer = UpdateTimer(agent)
+    assert timer.updates_per_call == 3
+    assert timer.batches.obs.shape[:3] == (1, 3, agent.cfg.batch_size)
+    assert timer.batch.obs.shape[:3] == (1, 1, agent.cfg.batch_size)  # the FLOP count is of one update
+    done = timer.updates_done
+    assert timer.updates_per_second(4) > 0
+    assert timer.updates_done == done + 6  # at least 4 updates, in whole calls of 3
+    single = UpdateTimer(agent, updates_per_call=1)
+    assert single.updates_per_call == 1 and single.flops == timer.flops
