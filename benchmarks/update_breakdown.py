@@ -14,18 +14,28 @@ bench` times it), in interleaved rounds in one process:
 - the same with the optimiser state flattened into one vector (`optax.flatten`), one fused loop in place of
   one per parameter array.
 
-It prints the fraction of the ceiling the update reaches and the highest fraction possible if everything but
-the matrix products and the bookkeeping took no time: matmul / (matmul + bookkeeping).
+- the update's own matrix products alone (`ProductsTimer`): every dot_general of the update's jaxpr after
+  dead-code elimination, with its shapes and dimension numbers (so the weight gradients contract over the
+  batch axis, as autodiff makes them), in one jitted call on random operands.
+
+It prints the fraction of the ceiling the update reaches; the highest fraction possible if everything but
+the matrix products and the bookkeeping took no time, matmul / (matmul + bookkeeping); the same with the
+products at the speed this machine runs them alone in their own forms, matmul / (products alone +
+bookkeeping); and how much of that the update reaches, (products alone + bookkeeping) / update.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import math
 import statistics
 import time
 
 import jax
+import jax.extend
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from softac.algos.registry import make_agent
@@ -93,6 +103,93 @@ class BookkeepingTimer:
         return seconds[0] + seconds[1] / self.delay
 
 
+def _sub_jaxprs(value):
+    """The jaxprs held in one equation parameter (scan and cond bodies, custom-derivative and pjit calls)."""
+    if isinstance(value, jax.extend.core.ClosedJaxpr):
+        return [value.jaxpr]
+    if isinstance(value, jax.extend.core.Jaxpr):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [j for v in value for j in _sub_jaxprs(v)]
+    return []
+
+
+def dot_generals(jaxpr) -> list:
+    """Every dot_general of a jaxpr, sub-jaxprs included (both branches of a cond, a scan body once), as
+    (lhs aval, rhs aval, dimension numbers, preferred element type)."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            found.append((eqn.invars[0].aval, eqn.invars[1].aval, eqn.params["dimension_numbers"],
+                          eqn.params.get("preferred_element_type")))
+        for value in eqn.params.values():
+            for sub in _sub_jaxprs(value):
+                found += dot_generals(sub)
+    return found
+
+
+def dot_flops(lhs, rhs, dimension_numbers) -> float:
+    """2 x batch x lhs-free x rhs-free x contracted: the multiply-adds of one dot_general."""
+    (lc, rc), (lb, rb) = dimension_numbers
+    size = lambda shape, axes: math.prod(shape[a] for a in axes)
+    lhs_free = [a for a in range(len(lhs.shape)) if a not in lc and a not in lb]
+    rhs_free = [a for a in range(len(rhs.shape)) if a not in rc and a not in rb]
+    return 2.0 * size(lhs.shape, lb) * size(lhs.shape, lhs_free) * size(rhs.shape, rhs_free) * size(lhs.shape, lc)
+
+
+class ProductsTimer:
+    """The update's own matrix products alone: every dot_general of the trainer's update (the same shapes,
+    dimension numbers and so operand layouts: forward products, input gradients, weight gradients contracting
+    over the batch, the ones-vector sums), run in one jitted call on random operands, nothing else. Its time
+    is what the products cost at the rate this machine reaches for their forms, where the ceiling assumes the
+    rate of plain row-major products. Counted as training runs the update: the critic step's products every
+    update, the actor step's once per `policy_delay` (XLA and the jaxpr hold both branches of its cond)."""
+
+    def __init__(self, timer: UpdateTimer, agent):
+        self.delay = getattr(agent, "policy_delay", 1)
+        full = self._dots(agent, timer)
+        critic_only = copy.copy(agent)
+        critic_only.actor_step = lambda state, batch, key: state
+        critic = self._dots(critic_only, timer) if self.delay > 1 else full
+        self.flops = (sum(dot_flops(*d[:3]) for d in critic) + (sum(dot_flops(*d[:3]) for d in full)
+                      - sum(dot_flops(*d[:3]) for d in critic)) / self.delay)
+        self.parts = [self._compiled(full), self._compiled(critic)]
+        self.seconds_per_update(2)
+
+    @staticmethod
+    def _dots(agent, timer):
+        fn = jax.vmap(agent.update_many, in_axes=(0, 0, None))
+        jaxpr = jax.make_jaxpr(fn)(timer.state, timer.batch, np.int32(0)).jaxpr
+        # Without the products whose results nothing uses (the input gradient of a critic's first layer in the
+        # critic loss), as XLA removes them: JAX's own dead-code elimination (a private module: no public one).
+        from jax._src.interpreters import partial_eval
+
+        jaxpr, _ = partial_eval.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))
+        return dot_generals(jaxpr)
+
+    @staticmethod
+    def _compiled(dots):
+        rng = np.random.default_rng(0)
+        operands = [(jnp.asarray(rng.standard_normal(lhs.shape), lhs.dtype),
+                     jnp.asarray(rng.standard_normal(rhs.shape), rhs.dtype)) for lhs, rhs, _, _ in dots]
+        numbers = [(dims, preferred) for _, _, dims, preferred in dots]
+        fn = jax.jit(lambda ops: [jax.lax.dot_general(a, b, dims, preferred_element_type=preferred)
+                                  for (a, b), (dims, preferred) in zip(ops, numbers)])
+        return fn, operands
+
+    def seconds_per_update(self, repeats: int) -> float:
+        seconds = []
+        for fn, operands in self.parts:
+            jax.block_until_ready(fn(operands))
+            start = time.perf_counter()
+            for _ in range(repeats):
+                out = fn(operands)
+            jax.block_until_ready(out)
+            seconds.append((time.perf_counter() - start) / repeats)
+        full, critic = seconds
+        return critic + (full - critic) / self.delay
+
+
 def parameter_count(agent) -> int:
     state = agent.init(jax.random.PRNGKey(0))
     return sum(int(x.size) for field, _ in OPTIMISED if hasattr(state, field)
@@ -116,34 +213,43 @@ def main() -> None:
     agents = {algo: make_agent(SACConfig.build(algo=algo, env=args.env, **widths.get(algo, {})), obs_dim, action_dim)
               for algo in args.algos.split(",")}
     shapes = dense_shapes(agents[next(iter(agents))])
-    timers = {algo: (UpdateTimer(agent), BookkeepingTimer(agent, False), BookkeepingTimer(agent, True))
-              for algo, agent in agents.items()}
+    timers = {}
+    for algo, agent in agents.items():
+        update = UpdateTimer(agent)
+        timers[algo] = (update, BookkeepingTimer(agent, False), BookkeepingTimer(agent, True),
+                        ProductsTimer(update, agent))
     rates = []
-    updates, books, flats = ({a: [] for a in agents} for _ in range(3))
+    updates, books, flats, products = ({a: [] for a in agents} for _ in range(4))
     for _ in range(args.rounds):
         rates.append(matmul_rate(shapes, repeats=args.repeats))
-        for algo, (update, book, flat) in timers.items():
+        for algo, (update, book, flat, product) in timers.items():
             updates[algo].append(1.0 / update.updates_per_second(args.repeats))
             books[algo].append(book.seconds_per_step(args.repeats))
             flats[algo].append(flat.seconds_per_step(args.repeats))
+            products[algo].append(product.seconds_per_update(args.repeats))
     rate = statistics.median(rates)
     print(f"{args.env}, 1 seed, medians of {args.rounds} interleaved rounds; FP32 matmul rate on SAC's dense "
           f"shapes {rate / 1e9:.1f} GFLOP/s; times per update in ms")
     print(f"{'algorithm':10s} {'params':>9s} {'update':>8s} {'matmuls':>8s} {'fraction':>9s} {'bookkeep':>9s} "
-          f"{'(flat)':>7s} {'bound':>7s} {'other':>7s}")
+          f"{'(flat)':>7s} {'bound':>7s} {'other':>7s} {'products':>9s} {'GFLOP/s':>8s} {'bound2':>7s} "
+          f"{'reached':>8s}")
     for algo, agent in agents.items():
         update_s = statistics.median(updates[algo])
         matmul_s = timers[algo][0].flops / rate
         book_s = min(statistics.median(books[algo]), statistics.median(flats[algo]))
         other_s = update_s - matmul_s - book_s
+        product_s = statistics.median(products[algo])
         print(f"{algo:10s} {parameter_count(agent):9,d} {1e3 * update_s:8.3f} {1e3 * matmul_s:8.3f} "
               f"{matmul_s / update_s:9.1%} {1e3 * statistics.median(books[algo]):9.3f} "
               f"{1e3 * statistics.median(flats[algo]):7.3f} {matmul_s / (matmul_s + book_s):7.1%} "
-              f"{1e3 * other_s:7.3f}")
+              f"{1e3 * other_s:7.3f} {1e3 * product_s:9.3f} {timers[algo][3].flops / product_s / 1e9:8.1f} "
+              f"{matmul_s / (product_s + book_s):7.1%} {(product_s + book_s) / update_s:8.1%}")
     print("update: the trainer's jitted update; matmuls: XLA's FLOPs / the matmul rate; fraction: matmuls / update; "
           "bookkeep: optimiser + Polyak steps alone (flat: optax.flatten); bound: matmuls / (matmuls + the "
-          "cheaper bookkeeping); other: the remainder (activations, sampling, losses, normalisation, dispatch)")
-
+          "cheaper bookkeeping); other: the remainder (activations, sampling, losses, normalisation, dispatch); "
+          "products: the update's own dot_generals alone (ProductsTimer) and their GFLOP/s; bound2: the fraction "
+          "of the ceiling an update reaches if it took only its products alone and the bookkeeping, matmuls / "
+          "(products + bookkeeping); reached: (products + bookkeeping) / update")
 
 if __name__ == "__main__":
     main()
