@@ -5,15 +5,14 @@
 For each algorithm (its own defaults, HalfCheetah-v5 shapes, 1 seed, the trainer's jitted update as `softac
 bench` times it), in interleaved rounds in one process:
 - the update as trained (median updates/s over the rounds);
-- its matrix products alone: XLA's FLOPs of the update over this machine's FP32 matmul rate on SAC's dense
+- its matrix products at the ceiling: XLA's FLOPs of the update over this machine's FP32 matmul rate on SAC's dense
   shapes, measured in the same rounds (the ceiling `softac bench` reports, as a time per update);
 - its parameter bookkeeping alone: one optimiser step of every parameter tree the update steps (the same
   optax transformation, on gradients of the same shapes) and the Polyak step of its target parameters, jitted
   and vmapped over the seed axis the way the update is. This is memory traffic over every parameter (read
   theta, g, m, v; write theta, m, v), which no matrix product performs and no fusion removes;
 - the same with the optimiser state flattened into one vector (`optax.flatten`), one fused loop in place of
-  one per parameter array.
-
+  one per parameter array;
 - the update's own matrix products alone (`ProductsTimer`): every dot_general of the update's jaxpr after
   dead-code elimination, with its shapes and dimension numbers (so the weight gradients contract over the
   batch axis, as autodiff makes them), in one jitted call on random operands.

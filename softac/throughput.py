@@ -108,7 +108,8 @@ class UpdateTimer:
         B, G = agent.cfg.batch_size, self.updates_per_call
         tails = [(agent.obs_dim,), (agent.action_dim,), (), (agent.obs_dim,), ()]
         self.batches = Batch(*(jnp.asarray(rng.standard_normal((1, G, B) + tail), jnp.float32) for tail in tails))
-        self.batch = Batch(*(None if b is None else b[:, :1] for b in self.batches))  # one update's batch: XLA counts a scan's body once
+        # One update's batch, for the FLOP count: XLA's cost analysis counts a scan's body once.
+        self.batch = Batch(*(None if b is None else b[:, :1] for b in self.batches))
         self.flops = mean_update_flops(agent, self.state, self.batch, self.update)  # FLOPs of one update
         self.updates_done = 0
         self._run(1)
