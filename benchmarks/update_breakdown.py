@@ -26,7 +26,6 @@ bookkeeping); and how much of that the update reaches, (products alone + bookkee
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import statistics
 import time
@@ -40,7 +39,7 @@ import optax
 from softac.algos.registry import make_agent
 from softac.config import SACConfig
 from softac.envs import make_env, space_dims
-from softac.throughput import UpdateTimer, dense_shapes, matmul_rate
+from softac.throughput import UpdateTimer, critic_only_agent, dense_shapes, matmul_rate
 
 # (parameter field, optimiser attribute) pairs an update steps, and the target trees Polyak-averaged.
 OPTIMISED = [("actor_params", "actor_optimizer"), ("critic_params", "critic_optimizer"),
@@ -147,12 +146,11 @@ class ProductsTimer:
     def __init__(self, timer: UpdateTimer, agent):
         self.delay = getattr(agent, "policy_delay", 1)
         full = self._dots(agent, timer)
-        critic_only = copy.copy(agent)
-        critic_only.actor_step = lambda state, batch, key: state
-        critic = self._dots(critic_only, timer) if self.delay > 1 else full
-        self.flops = (sum(dot_flops(*d[:3]) for d in critic) + (sum(dot_flops(*d[:3]) for d in full)
-                      - sum(dot_flops(*d[:3]) for d in critic)) / self.delay)
-        self.parts = [self._compiled(full), self._compiled(critic)]
+        critic = self._dots(critic_only_agent(agent), timer) if self.delay > 1 else None
+        full_flops = sum(dot_flops(*d[:3]) for d in full)
+        critic_flops = full_flops if critic is None else sum(dot_flops(*d[:3]) for d in critic)
+        self.flops = critic_flops + (full_flops - critic_flops) / self.delay
+        self.parts = [self._compiled(full)] + ([] if critic is None else [self._compiled(critic)])
         self.seconds_per_update(2)
 
     @staticmethod
@@ -185,6 +183,8 @@ class ProductsTimer:
                 out = fn(operands)
             jax.block_until_ready(out)
             seconds.append((time.perf_counter() - start) / repeats)
+        if len(seconds) == 1:
+            return seconds[0]
         full, critic = seconds
         return critic + (full - critic) / self.delay
 
@@ -249,6 +249,7 @@ def main() -> None:
           "products: the update's own dot_generals alone (ProductsTimer) and their GFLOP/s; bound2: the fraction "
           "of the ceiling an update reaches if it took only its products alone and the bookkeeping, matmuls / "
           "(products + bookkeeping); reached: (products + bookkeeping) / update")
+
 
 if __name__ == "__main__":
     main()

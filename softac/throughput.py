@@ -40,6 +40,14 @@ def update_flops(agent, state, batches: Batch, fn) -> float:
     return float(analysis["flops"])
 
 
+def critic_only_agent(agent):
+    """A copy of `agent` whose delayed actor step does nothing: its update is the critic step alone, the part
+    of an update that agents with a `policy_delay` take every time."""
+    critic_only = copy.copy(agent)
+    critic_only.actor_step = lambda state, batch, key: state
+    return critic_only
+
+
 def mean_update_flops(agent, state, batches: Batch, fn) -> float:
     """XLA's FLOPs of one update, averaged over the updates as training runs them. XLA counts both branches of
     a lax.cond, so for agents whose actor steps once per `policy_delay` critic steps (DroQ, REDQ, CrossQ) it
@@ -49,8 +57,7 @@ def mean_update_flops(agent, state, batches: Batch, fn) -> float:
     delay = getattr(agent, "policy_delay", 1)
     if delay <= 1:
         return flops
-    critic_only = copy.copy(agent)
-    critic_only.actor_step = lambda state, batch, key: state
+    critic_only = critic_only_agent(agent)
     critic_fn = jax.jit(jax.vmap(critic_only.update_many, in_axes=(0, 0, None)))
     critic_flops = update_flops(critic_only, state, batches, critic_fn)
     return critic_flops + (flops - critic_flops) / delay
