@@ -36,3 +36,45 @@ def test_the_products_of_a_sac_update_are_its_dense_layers_passes():
     per_critic = (critic + critic + c2 + c3) + critic + (critic + critic)
     actor = 3 * (a1 + a2 + a3) + a2 + a3
     assert flops == 2 * per_critic + actor
+
+
+def load_without_products():
+    path = SCRIPT.parent / "update_without_products.py"
+    spec = importlib.util.spec_from_file_location("update_without_products", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_update_without_products_keeps_every_other_equation_and_its_outputs():
+    """benchmarks/update_without_products.py: the rewritten update of a CrossQ agent (a policy-delay cond inside
+    the scan, Batch Renormalization's custom VJP) holds no dot_general, keeps the other equations (its
+    exponentials, the cond, the scan) and returns arrays of the update's shapes and dtypes."""
+    import jax
+    import numpy as np
+
+    script = load_without_products()
+    agent = make_agent(SACConfig.build(algo="crossq", env="Pendulum-v1", critic_hidden_sizes=(32, 32),
+                                       hidden_sizes=(32, 32), batch_size=16), 3, 1)
+    timer = UpdateTimer(agent)
+    fn = jax.vmap(agent.update_many, in_axes=(0, 0, None))
+    closed = jax.make_jaxpr(fn)(timer.state, timer.batches, np.int32(0))
+    rewritten = script.without_products(closed)
+
+    def names(jaxpr):
+        found = []
+        for eqn in jaxpr.eqns:
+            found.append(eqn.primitive.name)
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else [value]:
+                    if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                        found += names(sub.jaxpr)
+        return found
+
+    before, after = names(closed.jaxpr), names(rewritten.jaxpr)
+    assert "dot_general" in before and "dot_general" not in after
+    for primitive in ("exp", "cond", "scan", "tanh"):
+        assert primitive in before and primitive in after, primitive
+    assert len(after) >= len(before) - before.count("dot_general")  # nothing else dropped
+    assert [v.aval for v in rewritten.jaxpr.outvars] == [v.aval for v in closed.jaxpr.outvars]
+    assert script.WithoutProductsTimer(timer, agent).seconds_per_update(2) > 0
